@@ -1,0 +1,842 @@
+"""The simulator's deterministic bar generator and the wire formatting of bar fields.
+
+Every bar is a pure function of the contract's ``con_id`` (plus its ``base_price``,
+``volatility`` and ``min_tick``), the price series behind ``what_to_show``, the bar size and the
+bar's own interval. Nothing is accumulated from an origin, so the same bar comes back whatever
+window a request asked for, and generating a bar costs O(1).
+
+Prices follow a smooth path ``mid(t) = base_price * exp(sum of slow sinusoids)`` whose phases
+and amplitudes are hashed from the contract; amplitudes scale with ``volatility`` and the square
+root of each sinusoid's period, so prices stay near ``base_price`` (within roughly ±40 % for a
+25 % volatility). A bar opens near ``mid(start)``, closes near ``mid(end)``, and gets hashed
+noise and high/low excursions scaled by ``volatility * sqrt(bar length)``. The quote series are
+derived from the same unrounded midpoint bar with monotone transforms, so at the same bar
+``BID <= MIDPOINT <= ASK`` field by field.
+
+Bar placement (see :func:`generate`):
+
+* Intraday bars exist only inside sessions: ``contract.trading`` sessions, or ``contract.liquid``
+  ones when ``use_rth``. In a session the first bar starts at the open, later bars start on the
+  bar-size grid counted from local midnight in ``contract.time_zone_id`` (09:30, 10:00, 11:00 …
+  for hourly bars of a 09:30 open) and the last bar ends at the close. The grid uses the UTC
+  offset in force at the session's open.
+* Daily bars: one per session, dated by the day the session closes, spanning the session.
+* Weekly bars: one per calendar week (Monday to Sunday) of session dates, spanning the week's
+  sessions and dated by the week's last session date.
+* Monthly bars: one per calendar month of session dates, dated by the month's last session date.
+* Sessions that start before ``contract.head_timestamp`` and, for contracts with a
+  ``last_trade_date``, sessions dated after it, do not exist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache, lru_cache
+from types import MappingProxyType
+from typing import Final
+
+import attrs
+
+from ibdata.sim._model import Session, SimContract, zone
+
+UTC = dt.timezone.utc
+
+__all__ = [
+    "BAR_SIZES",
+    "LEGAL_BAR_SIZES",
+    "QUOTE_TYPES",
+    "SUPPORTED_WHAT_TO_SHOW",
+    "VOLATILITY_TYPES",
+    "SimBar",
+    "bar_fields",
+    "bar_time_formatter",
+    "canonical_bar_size",
+    "format_bar_time",
+    "format_head_timestamp",
+    "format_price",
+    "format_volume",
+    "format_window_time",
+    "generate",
+    "head_timestamp",
+    "is_intraday",
+    "price_tick",
+    "sessions",
+]
+
+_DAY: Final = 86_400
+_WEEK: Final = 7 * _DAY
+_MONTH: Final = 30 * _DAY  # nominal; monthly bars follow calendar months
+
+#: Every legal ``barSizeSetting`` in IB's order, with TWS's own spellings of week and month.
+LEGAL_BAR_SIZES: Final[tuple[str, ...]] = (
+    "1 secs",
+    "5 secs",
+    "10 secs",
+    "15 secs",
+    "30 secs",
+    "1 min",
+    "2 mins",
+    "3 mins",
+    "5 mins",
+    "10 mins",
+    "15 mins",
+    "20 mins",
+    "30 mins",
+    "1 hour",
+    "2 hours",
+    "3 hours",
+    "4 hours",
+    "8 hours",
+    "1 day",
+    "1W",
+    "1M",
+)
+
+_CANONICAL: Final[Mapping[str, str]] = MappingProxyType({"1W": "1 week", "1M": "1 month"})
+
+#: Legal bar-size strings → length in seconds. Intraday sizes are exact; ``1 day`` is 86,400,
+#: ``1 week``/``1W`` 604,800 and ``1 month``/``1M`` a nominal 30 days (monthly bars follow
+#: calendar months). ``1 sec``, ``3 months`` and ``1 year`` are not legal.
+BAR_SIZES: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "1 secs": 1,
+        "5 secs": 5,
+        "10 secs": 10,
+        "15 secs": 15,
+        "30 secs": 30,
+        "1 min": 60,
+        "2 mins": 120,
+        "3 mins": 180,
+        "5 mins": 300,
+        "10 mins": 600,
+        "15 mins": 900,
+        "20 mins": 1200,
+        "30 mins": 1800,
+        "1 hour": 3600,
+        "2 hours": 7200,
+        "3 hours": 10_800,
+        "4 hours": 14_400,
+        "8 hours": 28_800,
+        "1 day": _DAY,
+        "1 week": _WEEK,
+        "1W": _WEEK,
+        "1 month": _MONTH,
+        "1M": _MONTH,
+    }
+)
+
+#: Types whose bars carry no volume, WAP or count (all three are ``-1``).
+QUOTE_TYPES: Final = frozenset(
+    {
+        "MIDPOINT",
+        "BID",
+        "ASK",
+        "BID_ASK",
+        "HISTORICAL_VOLATILITY",
+        "OPTION_IMPLIED_VOLATILITY",
+    }
+)
+
+_TRADE_TYPES: Final = frozenset({"TRADES", "AGGTRADES", "ADJUSTED_LAST"})
+
+# Volatility series (levels, not prices): value range, series id for hashing.
+_LEVELS: Final[Mapping[str, tuple[float, float, int]]] = MappingProxyType(
+    {
+        "HISTORICAL_VOLATILITY": (0.15, 0.6, 1),
+        "OPTION_IMPLIED_VOLATILITY": (0.15, 0.6, 2),
+    }
+)
+
+#: Types whose values are volatilities (about 0.15-0.6), rounded to 6 decimals, not to a tick.
+VOLATILITY_TYPES: Final = frozenset(_LEVELS)
+
+#: ``whatToShow`` values :func:`generate` can produce bars for.
+SUPPORTED_WHAT_TO_SHOW: Final = frozenset(
+    {"TRADES", "AGGTRADES", "ADJUSTED_LAST", "MIDPOINT", "BID", "ASK", "BID_ASK", *_LEVELS}
+)
+
+_LEVEL_DECIMALS: Final = 6
+_ADJUSTMENT: Final = 0.98  # ADJUSTED_LAST = TRADES x this (dividends and splits, simplified)
+_YEAR: Final = 365.25 * _DAY
+_TRADING_YEAR: Final = 252 * 6.5 * 3600  # seconds of trading a year, scales bar noise
+_PERIODS: Final = (
+    4 * _YEAR,
+    1.02 * _YEAR,
+    91.3 * _DAY,
+    20.7 * _DAY,
+    4.9 * _DAY,
+    1.37 * _DAY,
+    7.1 * 3600,
+    2.03 * 3600,
+    37.3 * 60,
+    11.1 * 60,
+)
+_PERSON: Final = b"ibdata.sim.bars"
+_KEY: Final = struct.Struct("<qqqq")
+_WORDS: Final = struct.Struct("<16I")
+_WORDS48: Final = struct.Struct("<12I")
+_U32: Final = 1.0 / 4_294_967_296.0
+_EPS: Final = 1e-9
+_EPOCH_DATE: Final = dt.date(1970, 1, 1)
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL: Final = _EPOCH_DATE.toordinal()
+
+
+@attrs.frozen
+class SimBar:
+    """One generated bar.
+
+    ``start`` and ``end`` are UTC. For intraday bars ``end`` is the end of the bar (the next grid
+    point or the session close); for daily, weekly and monthly bars ``start`` is the first
+    session's open and ``end`` the last session's close. ``session_date`` is the date the bar's
+    (last) session closes, for every bar size. ``volume``, ``wap`` and ``count`` are ``-1`` for
+    quote and volatility types (:data:`QUOTE_TYPES`).
+    """
+
+    start: dt.datetime
+    end: dt.datetime
+    session_date: dt.date
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    wap: float
+    count: int
+
+
+def canonical_bar_size(bar_size: str) -> str:
+    """The long spelling of a legal bar size (``1W`` → ``1 week``, ``1M`` → ``1 month``).
+
+    Raises:
+        ValueError: ``bar_size`` is not legal.
+    """
+    if bar_size not in BAR_SIZES:
+        raise ValueError(f"illegal bar size {bar_size!r}")
+    return _CANONICAL.get(bar_size, bar_size)
+
+
+def is_intraday(bar_size: str) -> bool:
+    """True for bars shorter than a day (``1 secs`` … ``8 hours``).
+
+    Raises:
+        ValueError: ``bar_size`` is not legal.
+    """
+    if bar_size not in BAR_SIZES:
+        raise ValueError(f"illegal bar size {bar_size!r}")
+    return BAR_SIZES[bar_size] < _DAY
+
+
+def price_tick(contract: SimContract, what_to_show: str) -> float:
+    """The grid the bar values of ``what_to_show`` lie on: ``min_tick``, or 1e-6 for the
+    volatility types."""
+    return 10.0**-_LEVEL_DECIMALS if what_to_show in _LEVELS else contract.min_tick
+
+
+# --------------------------------------------------------------------------------------
+# sessions
+
+
+def sessions(
+    contract: SimContract, use_rth: bool, start: dt.datetime, end: dt.datetime
+) -> list[Session]:
+    """The contract's sessions that overlap ``[start, end)``, oldest first.
+
+    Liquid sessions when ``use_rth``, trading sessions otherwise. Sessions that start before
+    ``contract.head_timestamp`` or are dated after ``contract.last_trade_date`` are left out.
+    """
+    template = contract.liquid if use_rth else contract.trading
+    expiry = contract.expired_on
+    head = contract.head_timestamp
+    if expiry is not None:
+        last = dt.datetime.combine(expiry + dt.timedelta(days=2), dt.time(), tzinfo=UTC)
+        end = min(end, last)
+    start = max(start, head - dt.timedelta(days=1))
+    if start >= end:
+        return []
+    return [
+        s
+        for s in template.sessions(contract.time_zone_id, start, end)
+        if s.start >= head and (expiry is None or s.date <= expiry)
+    ]
+
+
+def head_timestamp(contract: SimContract, what_to_show: str, use_rth: bool) -> dt.datetime:
+    """The start of the first bar available: the first session open at or after the contract's
+    ``head_timestamp`` (liquid sessions when ``use_rth``). The same for every ``what_to_show``.
+
+    If no session exists after it (a contract that expired first), the contract's
+    ``head_timestamp`` itself is returned.
+    """
+    del what_to_show  # every series starts at the same time in the simulator
+    head = contract.head_timestamp
+    probe = head
+    for _ in range(8):
+        found = sessions(contract, use_rth, probe, probe + dt.timedelta(days=31))
+        if found:
+            return found[0].start
+        probe += dt.timedelta(days=31)
+    return head
+
+
+# --------------------------------------------------------------------------------------
+# hashing and the price path
+
+
+@attrs.frozen
+class _Path:
+    """A smooth deterministic curve: ``wave(t)`` is a sum of ten hashed sinusoids."""
+
+    wave: Callable[[float], float]
+    total: float  # sum of the amplitudes: |wave(t)| <= total
+
+
+def _sinusoids(
+    amps: Sequence[float], omegas: Sequence[float], phases: Sequence[float]
+) -> Callable[[float], float]:
+    a0, a1, a2, a3, a4, a5, a6, a7, a8, a9 = amps
+    w0, w1, w2, w3, w4, w5, w6, w7, w8, w9 = omegas
+    p0, p1, p2, p3, p4, p5, p6, p7, p8, p9 = phases
+    sin = math.sin
+
+    def wave(t: float) -> float:
+        return (
+            a0 * sin(w0 * t + p0)
+            + a1 * sin(w1 * t + p1)
+            + a2 * sin(w2 * t + p2)
+            + a3 * sin(w3 * t + p3)
+            + a4 * sin(w4 * t + p4)
+            + a5 * sin(w5 * t + p5)
+            + a6 * sin(w6 * t + p6)
+            + a7 * sin(w7 * t + p7)
+            + a8 * sin(w8 * t + p8)
+            + a9 * sin(w9 * t + p9)
+        )
+
+    return wave
+
+
+@lru_cache(maxsize=512)
+def _path(con_id: int, series: int, volatility: float) -> _Path:
+    """The curve of one series of one contract; amplitudes grow with ``volatility`` and with
+    the square root of each period."""
+    words = _WORDS.unpack(
+        hashlib.blake2b(_KEY.pack(con_id, series, -1, -1), digest_size=64, person=_PERSON).digest()
+    )
+    amps: list[float] = []
+    phases: list[float] = []
+    omegas: list[float] = []
+    for i, period in enumerate(_PERIODS):
+        u_amp = words[i] * _U32
+        u_phase = words[(i + 7) % 16] * _U32
+        amps.append(0.35 * volatility * math.sqrt(period / _YEAR) * (0.5 + 0.5 * u_amp))
+        phases.append(2.0 * math.pi * u_phase)
+        omegas.append(2.0 * math.pi / period)
+    return _Path(_sinusoids(amps, omegas, phases), sum(amps))
+
+
+def _words(con_id: int, code: int, t0: int, t1: int) -> tuple[int, ...]:
+    digest = hashlib.blake2b(
+        _KEY.pack(con_id, code, t0, t1), digest_size=64, person=_PERSON
+    ).digest()
+    return _WORDS.unpack(digest)
+
+
+@lru_cache(maxsize=64)
+def _decimals(tick: float) -> int:
+    """How many decimals a value on the ``tick`` grid needs (0.01 → 2, 0.25 → 2, 1/64 → 6)."""
+    if not tick > 0:
+        raise ValueError(f"tick must be positive, got {tick!r}")
+    for d in range(13):
+        if abs(round(tick, d) - tick) <= 1e-12 * max(1.0, tick):
+            return d
+    return 12
+
+
+# --------------------------------------------------------------------------------------
+# bar intervals
+
+
+def _intervals(
+    contract: SimContract, bar_size: str, use_rth: bool, start: dt.datetime, end: dt.datetime
+) -> list[tuple[int, int, dt.date]]:
+    """(start epoch, end epoch, session date) of every bar whose start lies in [start, end)."""
+    w0 = math.ceil(start.timestamp())
+    w1 = math.ceil(end.timestamp())
+    step = BAR_SIZES[bar_size]
+    out: list[tuple[int, int, dt.date]] = []
+    if step < _DAY:
+        z = zone(contract.time_zone_id)
+        for s in sessions(contract, use_rth, start, end):
+            s0 = int(s.start.timestamp())
+            s1 = int(s.end.timestamp())
+            offset = s.start.astimezone(z).utcoffset()
+            off = int(offset.total_seconds()) if offset is not None else 0
+            grid = s0 - (s0 + off) % step + step  # first grid point after the open
+            date = s.date
+            if w0 <= s0 < w1:
+                out.append((s0, min(grid, s1), date))
+            lo = max(grid, w0)
+            first = grid + -(-(lo - grid) // step) * step  # first grid point >= lo
+            for t in range(first, min(s1, w1), step):
+                out.append((t, min(t + step, s1), date))
+        return out
+    if step == _DAY:
+        for s in sessions(contract, use_rth, start, end):
+            t0 = int(s.start.timestamp())
+            if w0 <= t0 < w1:
+                out.append((t0, int(s.end.timestamp()), s.date))
+        return out
+    # weeks and months: group every session around the window, keep groups whose first
+    # session starts inside the window
+    margin = dt.timedelta(days=40)
+    groups: dict[tuple[int, int], list[Session]] = {}
+    for s in sessions(contract, use_rth, start - margin, end + margin):
+        if step == _WEEK:
+            iso = s.date.isocalendar()
+            key = (iso[0], iso[1])
+        else:
+            key = (s.date.year, s.date.month)
+        groups.setdefault(key, []).append(s)
+    for key in sorted(groups):
+        group = groups[key]
+        t0 = int(group[0].start.timestamp())
+        if w0 <= t0 < w1:
+            out.append((t0, int(group[-1].end.timestamp()), group[-1].date))
+    return out
+
+
+def _code(bar_size: str, series: int) -> int:
+    return BAR_SIZES[bar_size] * 16 + series
+
+
+# --------------------------------------------------------------------------------------
+# the generator
+
+
+def generate(  # noqa: PLR0917 - positional signature shared with the server
+    contract: SimContract,
+    what_to_show: str,
+    bar_size: str,
+    use_rth: bool,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    now: dt.datetime | None = None,
+) -> list[SimBar]:
+    """Every bar whose start lies in ``[start, end)``, oldest first.
+
+    A daily bar belongs to the window when its session's start (UTC) does; a weekly or monthly
+    bar when its first session's start does. The result depends only on the bars' own keys
+    (contract, ``what_to_show``, bar size, session kind and bar start), never on the window.
+
+    Values: prices lie on the ``contract.min_tick`` grid and are positive;
+    ``low <= min(open, close) <= max(open, close) <= high``. ``TRADES``, ``AGGTRADES`` and
+    ``ADJUSTED_LAST`` (``TRADES`` prices x 0.98, re-rounded) have ``low < wap < high``,
+    ``volume >= count >= 1``. ``MIDPOINT``, ``BID``, ``ASK`` and ``BID_ASK`` carry ``-1``
+    volume, WAP and count, with ``BID <= MIDPOINT <= ASK`` at the same bar; ``BID_ASK`` has
+    open = time-averaged bid, high = highest ask, low = lowest bid, close = time-averaged ask.
+    ``HISTORICAL_VOLATILITY`` and ``OPTION_IMPLIED_VOLATILITY`` are levels around 0.15-0.6
+    rounded to 6 decimals, with ``-1`` volume, WAP and count.
+
+    Args:
+        contract: The instrument.
+        what_to_show: One of :data:`SUPPORTED_WHAT_TO_SHOW`.
+        bar_size: A key of :data:`BAR_SIZES`.
+        use_rth: Use liquid rather than trading sessions.
+        start: Window start, timezone-aware.
+        end: Window end (exclusive), timezone-aware.
+        now: When given, bars starting at or after ``now`` are dropped and the bar that
+            contains ``now`` is cut to end at ``now`` (an in-progress bar; it then depends on
+            ``now`` too). Without it every bar is complete.
+
+    Returns:
+        The bars, oldest first.
+
+    Raises:
+        ValueError: Illegal ``bar_size``, unsupported ``what_to_show`` or naive datetimes.
+    """
+    if bar_size not in BAR_SIZES:
+        raise ValueError(f"illegal bar size {bar_size!r}")
+    if what_to_show not in SUPPORTED_WHAT_TO_SHOW:
+        raise ValueError(f"cannot generate bars for what_to_show={what_to_show!r}")
+    if start.tzinfo is None or end.tzinfo is None or (now is not None and now.tzinfo is None):
+        raise ValueError("start, end and now must be timezone-aware")
+    if now is not None:
+        end = min(end, now)
+    if start >= end:
+        return []
+    intervals = _intervals(contract, bar_size, use_rth, start, end)
+    if now is not None and intervals:
+        cut = int(now.timestamp())
+        t0, t1, day = intervals[-1]
+        if t1 > cut:
+            intervals[-1] = (t0, max(cut, t0 + 1), day)
+    if what_to_show in _LEVELS:
+        return _level_bars(contract, what_to_show, bar_size, intervals)
+    return _price_bars(contract, what_to_show, bar_size, intervals)
+
+
+def _price_bars(
+    contract: SimContract,
+    what_to_show: str,
+    bar_size: str,
+    intervals: Sequence[tuple[int, int, dt.date]],
+) -> list[SimBar]:
+    """Price bars; the hot loop of the simulator, so written for speed (locals, no calls)."""
+    tick = contract.min_tick
+    dec = _decimals(tick)
+    wap_dec = min(dec + 1, 12)  # IB's WAPs carry one digit more than prices (184.869)
+    inv = 1.0 / tick
+    scale = round(inv)
+    exact = scale >= 1 and abs(scale * tick - 1.0) < 1e-12  # q / scale is the clean decimal
+    wave = _path(contract.con_id, 0, contract.volatility).wave
+    log_base = math.log(contract.base_price)
+    vol = contract.volatility
+    con_id = contract.con_id
+    code = _code(bar_size, 0)
+    profile = _WORDS.unpack(
+        hashlib.blake2b(_KEY.pack(con_id, 0, -2, -2), digest_size=64, person=_PERSON).digest()
+    )
+    rate = 5.0 * 40.0 ** (profile[0] * _U32)  # shares a second, 5 … 200
+    lot = 1 + int(profile[1] * _U32 * 150)  # average trade size
+    trades = what_to_show in _TRADE_TYPES
+    adjusted = what_to_show == "ADJUSTED_LAST"
+    mode = {"MIDPOINT": 0, "BID": 1, "ASK": 2, "BID_ASK": 3}.get(what_to_show, -1)
+    floor = math.floor
+    ceil = math.ceil
+    exp = math.exp
+    sqrt = math.sqrt
+    blake2b = hashlib.blake2b
+    pack = _KEY.pack
+    unpack = _WORDS48.unpack
+    person = _PERSON
+    fromts = dt.datetime.fromtimestamp
+    u32 = _U32
+    z_scale = 0.6 * _U32
+    ext_scale = 0.5 * _U32
+    wap_scale = 0.4 * _U32
+    eps = _EPS
+    adj = _ADJUSTMENT
+    per_year = 1.0 / _TRADING_YEAR
+    out: list[SimBar] = []
+    append = out.append
+    last_t = -1
+    last_wave = 0.0
+    last_end = _EPOCH
+    last_dur = -1
+    sb = 0.0
+
+    for t0, t1, day in intervals:
+        u0, u1, u2, u3, u4, u5, u6, u7, u8, u9, u10, _u11 = unpack(
+            blake2b(pack(con_id, code, t0, t1), digest_size=48, person=person).digest()
+        )
+        if t0 == last_t:  # bars in a row share the boundary: reuse its curve value and time
+            wave0 = last_wave
+            start = last_end
+        else:
+            wave0 = wave(t0)
+            start = fromts(t0, UTC)
+        wave1 = wave(t1)
+        end = fromts(t1, UTC)
+        last_t = t1
+        last_wave = wave1
+        last_end = end
+        dur = t1 - t0
+        if dur != last_dur:
+            sb = vol * sqrt(dur * per_year)
+            last_dur = dur
+        # the unrounded midpoint bar
+        o = exp(log_base + wave0 + sb * ((u0 + u1) * z_scale - 0.6))
+        c = exp(log_base + wave1 + sb * ((u2 + u3) * z_scale - 0.6))
+        if o > c:
+            hi = o * (1.0 + sb * (0.1 + u4 * ext_scale)) + tick
+            lo = c / (1.0 + sb * (0.1 + u5 * ext_scale)) - tick
+        else:
+            hi = c * (1.0 + sb * (0.1 + u4 * ext_scale)) + tick
+            lo = o / (1.0 + sb * (0.1 + u5 * ext_scale)) - tick
+        half = (1 + (u6 >> 30)) * tick  # half spread: 1-4 ticks
+        if trades:
+            shift = (2.0 * u7 * u32 - 1.0) * half  # trades print inside the spread
+            qo = int((o + shift) * inv + 0.5)
+            qh = int((hi + shift) * inv + 0.5)
+            ql = floor((lo + shift) * inv + 0.5)
+            qc = int((c + shift) * inv + 0.5)
+            if adjusted:
+                qo = int(qo * adj + 0.5)
+                qh = int(qh * adj + 0.5)
+                ql = floor(ql * adj + 0.5)
+                qc = int(qc * adj + 0.5)
+            if qo > qc:
+                if qh <= qo:
+                    qh = qo + 1
+                if ql >= qc:
+                    ql = qc - 1
+            else:
+                if qh <= qc:
+                    qh = qc + 1
+                if ql >= qo:
+                    ql = qo - 1
+            if ql < 1:
+                ql = 1
+                qo = max(qo, 2)
+                qc = max(qc, 2)
+                qh = max(qh, qo + 1, qc + 1)
+            if exact:
+                po = qo / scale
+                ph = qh / scale
+                pl = ql / scale
+                pc = qc / scale
+            else:
+                po = round(qo * tick, dec)
+                ph = round(qh * tick, dec)
+                pl = round(ql * tick, dec)
+                pc = round(qc * tick, dec)
+            volume = int(rate * dur * (0.2 + 1.6 * u8 * u32)) or 1
+            count = volume // lot + (u9 & 3)
+            if count > volume:
+                count = volume
+            elif count < 1:
+                count = 1
+            wap = round(pl + (ph - pl) * (0.3 + u10 * wap_scale), wap_dec)
+            append(SimBar(start, end, day, po, ph, pl, pc, volume, wap, count))
+            continue
+        if mode == 0:  # MIDPOINT
+            qo = floor(o * inv + 0.5)
+            qh = floor(hi * inv + 0.5)
+            ql = floor(lo * inv + 0.5)
+            qc = floor(c * inv + 0.5)
+        elif mode == 1:  # BID
+            qo = floor((o - half) * inv + eps)
+            qh = floor((hi - half) * inv + eps)
+            ql = floor((lo - half) * inv + eps)
+            qc = floor((c - half) * inv + eps)
+        elif mode == 2:  # ASK
+            qo = ceil((o + half) * inv - eps)
+            qh = ceil((hi + half) * inv - eps)
+            ql = ceil((lo + half) * inv - eps)
+            qc = ceil((c + half) * inv - eps)
+        else:  # BID_ASK: time-averaged bid, highest ask, lowest bid, time-averaged ask
+            qo = (floor((o - half) * inv + eps) + floor((c - half) * inv + eps)) // 2
+            qh = ceil((hi + half) * inv - eps)
+            ql = floor((lo - half) * inv + eps)
+            qc = -((-ceil((o + half) * inv - eps) - ceil((c + half) * inv - eps)) // 2)
+        if ql < 1:  # monotone clamp keeps every ordering
+            ql = 1
+            qo = max(qo, 1)
+            qh = max(qh, 1)
+            qc = max(qc, 1)
+        if exact:
+            append(
+                SimBar(
+                    start, end, day, qo / scale, qh / scale, ql / scale, qc / scale, -1, -1.0, -1
+                )
+            )
+        else:
+            append(
+                SimBar(
+                    start,
+                    end,
+                    day,
+                    round(qo * tick, dec),
+                    round(qh * tick, dec),
+                    round(ql * tick, dec),
+                    round(qc * tick, dec),
+                    -1,
+                    -1.0,
+                    -1,
+                )
+            )
+    return out
+
+
+def _level_bars(
+    contract: SimContract,
+    what_to_show: str,
+    bar_size: str,
+    intervals: Sequence[tuple[int, int, dt.date]],
+) -> list[SimBar]:
+    low_level, high_level, series = _LEVELS[what_to_show]
+    path = _path(contract.con_id, series, 1.0)
+    mid = 0.5 * (low_level + high_level)
+    half = 0.5 * (high_level - low_level) / path.total
+    noise = 0.02 * (high_level - low_level)
+    code = _code(bar_size, series)
+    out: list[SimBar] = []
+    wave = path.wave
+    for t0, t1, day in intervals:
+        w = _words(contract.con_id, code, t0, t1)
+        o = mid + half * wave(t0) + noise * (2.0 * w[0] * _U32 - 1.0)
+        c = mid + half * wave(t1) + noise * (2.0 * w[1] * _U32 - 1.0)
+        hi = max(o, c) + noise * w[2] * _U32
+        lo = min(o, c) - noise * w[3] * _U32
+        out.append(
+            SimBar(
+                dt.datetime.fromtimestamp(t0, UTC),
+                dt.datetime.fromtimestamp(t1, UTC),
+                day,
+                round(o, _LEVEL_DECIMALS),
+                round(hi, _LEVEL_DECIMALS),
+                round(lo, _LEVEL_DECIMALS),
+                round(c, _LEVEL_DECIMALS),
+                -1,
+                -1.0,
+                -1,
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# wire formatting
+
+
+def format_price(x: float, tick: float) -> str:
+    """Decimal text for a value on the ``tick`` grid: no exponent, no float noise.
+
+    Uses at most as many decimals as the tick needs and drops trailing zeros (``187.5``,
+    ``100``, ``1.08345``, ``-1``). Never empty.
+    """
+    decimals = _decimals(tick)
+    text = repr(x)
+    if "e" not in text and "n" not in text:  # fast path: repr is already the short decimal
+        point = text.find(".")
+        if len(text) - point - 1 <= decimals:
+            if text.endswith(".0"):
+                text = text[:-2]
+            return "0" if text == "-0" else text
+    text = f"{x:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def format_volume(volume: int) -> str:
+    """Volume as integer text (``ibapi`` before server version 163 cannot read decimals)."""
+    return str(int(volume))
+
+
+@lru_cache(maxsize=8192)
+def _offset(tz: str, quarter: int) -> int:
+    """UTC offset (seconds) of ``tz`` during the quarter hour ``quarter`` (epoch // 900)."""
+    offset = dt.datetime.fromtimestamp(quarter * 900, zone(tz)).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+@lru_cache(maxsize=16384)
+def _day_text(day: int) -> str:
+    return f"{_EPOCH_DATE + dt.timedelta(days=day):%Y%m%d}"
+
+
+@cache  # at most 86,400 entries
+def _clock_text(second: int) -> str:
+    hours, rest = divmod(second, 3600)
+    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _epoch_text(epoch: int, tz: str, sep: str) -> str:
+    """``yyyymmdd<sep>hh:mm:ss`` wall time in ``tz`` of an epoch second (cached pieces)."""
+    day, second = divmod(epoch + _offset(tz, epoch // 900), _DAY)
+    return _day_text(day) + sep + _clock_text(second)
+
+
+def _local_text(t: dt.datetime, tz: str, sep: str) -> str:
+    return _epoch_text(math.floor(t.timestamp()), tz, sep)
+
+
+def _instrument_zone_form(server_version: int) -> bool:
+    return server_version >= 174  # MIN_SERVER_VER_INSTRUMENT_TIMEZONE
+
+
+def format_window_time(t: dt.datetime, server_version: int, contract_tz: str, login_tz: str) -> str:
+    """The start/end text of a historicalData message.
+
+    ``yyyymmdd hh:mm:ss <contract_tz>`` in the instrument's zone for server versions >= 174,
+    the legacy ``yyyymmdd  hh:mm:ss`` (two spaces, no zone) in the TWS login zone below that.
+    """
+    if _instrument_zone_form(server_version):
+        return f"{_local_text(t, contract_tz, ' ')} {contract_tz}"
+    return _local_text(t, login_tz, "  ")
+
+
+def bar_time_formatter(
+    bar_size: str, format_date: int, server_version: int, contract_tz: str, login_tz: str
+) -> Callable[[SimBar], str]:
+    """A function giving the ``date`` field of bars; see :func:`format_bar_time` for the rules.
+
+    Raises:
+        ValueError: Illegal ``bar_size`` or ``format_date`` other than 1 or 2.
+    """
+    return _formatter(bar_size, format_date, server_version, contract_tz, login_tz)
+
+
+@lru_cache(maxsize=256)
+def _formatter(
+    bar_size: str, format_date: int, server_version: int, contract_tz: str, login_tz: str
+) -> Callable[[SimBar], str]:
+    if format_date not in (1, 2):
+        raise ValueError(f"format_date must be 1 or 2, got {format_date!r}")
+    if not is_intraday(bar_size):
+        return lambda bar: _day_text(bar.session_date.toordinal() - _EPOCH_ORDINAL)
+    if format_date == 2:
+        return lambda bar: str(math.floor(bar.start.timestamp()))
+    if _instrument_zone_form(server_version):
+        zone(contract_tz)  # fail early on an unknown zone
+        suffix = f" {contract_tz}"
+        return lambda bar: _epoch_text(math.floor(bar.start.timestamp()), contract_tz, " ") + suffix
+    zone(login_tz)
+    return lambda bar: _epoch_text(math.floor(bar.start.timestamp()), login_tz, "  ")
+
+
+def format_bar_time(  # noqa: PLR0917 - positional signature shared with the server
+    bar: SimBar,
+    bar_size: str,
+    format_date: int,
+    server_version: int,
+    contract_tz: str,
+    login_tz: str,
+) -> str:
+    """The ``date`` field of one bar in historicalData (17).
+
+    * Daily, weekly and monthly bars: ``yyyymmdd`` (the session date), whatever ``format_date``.
+    * Intraday, ``format_date`` 2: epoch seconds of the bar's start.
+    * Intraday, ``format_date`` 1: ``yyyymmdd hh:mm:ss <contract_tz>`` (instrument zone) for
+      server versions >= 174, else ``yyyymmdd  hh:mm:ss`` (two spaces) in ``login_tz``.
+
+    Raises:
+        ValueError: Illegal ``bar_size`` or ``format_date`` other than 1 or 2.
+    """
+    return _formatter(bar_size, format_date, server_version, contract_tz, login_tz)(bar)
+
+
+def format_head_timestamp(t: dt.datetime, format_date: int) -> str:
+    """The headTimestamp text: epoch seconds for ``format_date`` 2, dashed UTC
+    ``yyyymmdd-hh:mm:ss`` for 1.
+
+    Raises:
+        ValueError: ``format_date`` other than 1 or 2.
+    """
+    if format_date == 2:
+        return str(math.floor(t.timestamp()))
+    if format_date == 1:
+        return _local_text(t, "UTC", "-")
+    raise ValueError(f"format_date must be 1 or 2, got {format_date!r}")
+
+
+def bar_fields(bar: SimBar, date_text: str, tick: float) -> list[str]:
+    """The eight historicalData fields of one bar: date, open, high, low, close, volume, WAP,
+    count. Prices use ``tick`` (see :func:`price_tick`); the WAP gets one more decimal."""
+    return [
+        date_text,
+        format_price(bar.open, tick),
+        format_price(bar.high, tick),
+        format_price(bar.low, tick),
+        format_price(bar.close, tick),
+        format_volume(bar.volume),
+        format_price(bar.wap, tick / 10.0),
+        str(bar.count),
+    ]
