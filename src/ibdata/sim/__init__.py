@@ -1,0 +1,41 @@
+"""A TWS / IB Gateway simulator that speaks the real TWS API socket protocol.
+
+Official ``ibapi``, ``ib_async`` and ibdata's own client connect to it over TCP exactly as
+they would to TWS, so code can be run and tested with no IB account::
+
+    from ibdata.sim import Simulator
+
+    with Simulator() as sim:          # a free port on 127.0.0.1
+        print(sim.port)               # point any TWS API client here
+
+The simulator serves contract details and historical bars for a catalog of instruments
+(stocks, an index, a currency pair and quarterly bond futures chains) from a deterministic
+bar generator, enforces IB's validation and pacing rules with TWS's own error codes and
+texts, and offers faults (drops, deafness, latency, injected errors, outages, raw frames,
+restarts) and a record of every message received. It never imports ``ibapi``.
+"""
+
+from ibdata.pacing import PacingRules
+from ibdata.sim._catalog import Catalog
+from ibdata.sim._clock import Clock, FixedClock, ScaledClock, SystemClock
+from ibdata.sim._model import ContractQuery, Session, SessionTemplate, SimContract, SimError
+from ibdata.sim._observe import Received, ReceivedLog, SimStats
+from ibdata.sim._server import Simulator
+
+__all__ = [
+    "Catalog",
+    "Clock",
+    "ContractQuery",
+    "FixedClock",
+    "PacingRules",
+    "Received",
+    "ReceivedLog",
+    "ScaledClock",
+    "Session",
+    "SessionTemplate",
+    "SimContract",
+    "SimError",
+    "SimStats",
+    "Simulator",
+    "SystemClock",
+]

@@ -1,0 +1,1238 @@
+"""The simulator: a TCP server that speaks the TWS API socket protocol.
+
+Threads: one accepts connections, one runs timed work (live bar updates, outage scripts),
+and each connection has a reader (parses and answers requests) and a writer (sends queued
+frames, applies latency, keeps ``ibapi``'s 4096-byte reader bug from losing data, and
+drops clients that stop reading).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as dt
+import heapq
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import attrs
+
+from ibdata.pacing import PacedRequest, PacingRules, PacingTracker
+from ibdata.sim import _bars, _history
+from ibdata.sim import _messages as m
+from ibdata.sim._catalog import Catalog
+from ibdata.sim._clock import Clock, SystemClock
+from ibdata.sim._framing import (
+    MAX_CLIENT_FRAME,
+    PREFIX,
+    Field,
+    FrameReader,
+    ProtocolError,
+    encode,
+    parse_hello,
+    split_fields,
+)
+from ibdata.sim._model import UTC, SimContract, SimError, zone
+from ibdata.sim._observe import Received, ReceivedLog, SimStats
+
+log = logging.getLogger("ibdata.sim")
+
+HMDS = "Historical Market Data Service error message:"
+TEXT_PACING = HMDS + "Historical data request pacing violation"
+TEXT_MAX_OPEN = (
+    "Error processing request:-'bS' : cause - "
+    "Only 50 simultaneous API historical data requests allowed."
+)
+TEXT_DUPLICATE_ID = (
+    "Unable to connect as the client id is already in use. Retry with a unique client id."
+)
+TEXT_NOT_FOUND = "No security definition has been found for the request"
+TEXT_CONNECTIVITY = {
+    1100: "Connectivity between IB and Trader Workstation has been lost.",
+    1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
+    1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+}
+
+#: Texts used by :meth:`Simulator.fail_next` when no text is given.
+DEFAULT_ERROR_TEXTS: dict[int, str] = {
+    162: HMDS + "HMDS query returned no data",
+    200: TEXT_NOT_FOUND,
+    320: "Error reading request.",
+    321: "Error validating request.-'bS' : cause - invalid request",
+    322: TEXT_MAX_OPEN,
+    354: "Requested market data is not subscribed.",
+    366: "No historical data query found for ticker id",
+    504: "Not connected",
+    10168: "Requested market data is not subscribed. Delayed market data is not enabled.",
+    10197: "No market data during competing live session",
+}
+
+TWS_FARMS: tuple[tuple[int, str], ...] = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2104, "Market data farm connection is OK:usfuture"),
+    (2104, "Market data farm connection is OK:eufarm"),
+    (2104, "Market data farm connection is OK:cashfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2106, "HMDS data farm connection is OK:euhmds"),
+    (2158, "Sec-def data farm connection is OK:secdefil"),
+)
+GATEWAY_FARMS: tuple[tuple[int, str], ...] = (
+    (2108, "Market data farm connection is inactive but should be available upon demand.usfarm"),
+    (2107, "HMDS data farm connection is inactive but should be available upon demand.ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefil"),
+)
+BROKEN_FARMS: tuple[tuple[int, str], ...] = (
+    (2103, "Market data farm connection is broken:usfarm"),
+    (2105, "HMDS data farm connection is broken:ushmds"),
+    (2157, "Sec-def data farm connection is broken:secdefil"),
+)
+RESTORED_FARMS: tuple[tuple[int, str], ...] = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefil"),
+)
+
+#: IB's published rules, enforced unless a simulator is given others (or None).
+DEFAULT_PACING = PacingRules()
+
+#: Bytes a connection may have queued for a client that does not read before it is dropped.
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
+#: Seconds a blocked send may last before the client is considered dead and dropped.
+SEND_TIMEOUT = 10.0
+
+
+@attrs.define
+class _Failure:
+    code: int
+    text: str | None
+    request: str | None
+    times: int
+
+
+@attrs.define(eq=False)
+class _Out:
+    due: float
+    data: bytes
+    key: tuple[int, int] | None = None  # (connection, req_id) of the request it answers
+    held: bool = False  # data frames wait while an outage is being played
+    on_sent: Callable[[], None] | None = None
+
+
+@attrs.define(eq=False)
+class _Subscription:
+    key: tuple[int, int]
+    contract: SimContract
+    request: m.HistoricalRequest
+    handle: int = 0
+
+
+class Simulator:
+    """A fake TWS / IB Gateway speaking the real socket protocol (server versions 157-178).
+
+    Start it with :meth:`start` or as a context manager; it serves from background threads
+    until :meth:`stop`. Every client that speaks the TWS API (``ibapi``, ``ib_async``,
+    ibdata's own client) connects to :attr:`port` as it would to TWS.
+
+    Args:
+        host: address to listen on; loopback by default.
+        port: TCP port; 0 picks a free one (read it back from :attr:`port`).
+        server_version: highest server version offered (157-178); each client gets
+            ``min(its maximum, server_version)``.
+        gateway: send IB Gateway's start-up farm notices (2107/2108) instead of TWS's
+            (2104/2106).
+        latency: seconds added before every response (see :meth:`set_latency`).
+        pacing: IB's historical-data pacing rules to enforce, or None to enforce none.
+        clock: the simulator's notion of "now"; the wall clock by default.
+        accounts: account codes sent in managedAccounts.
+        no_permission: symbols or conIds whose historical data is refused with 162
+            "No market data permissions".
+        catalog: the instruments served; :meth:`Catalog.default` for the clock's date if None.
+        login_tz: IANA name of the TWS login time zone: used for the connection time,
+            zone-less end dates and (below server version 174) intraday bar times.
+        max_clients: simultaneous connections served; the next one is closed at once.
+        update_interval: seconds between historicalDataUpdate messages for keepUpToDate.
+        max_frame: largest frame accepted from a client before it is dropped.
+        send_timeout: seconds a blocked write to a client may last before the client is
+            considered dead (not reading) and dropped.
+        max_queued_bytes: bytes of responses a client may leave unread before it is dropped.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        server_version: int = m.MAX_SERVER_VERSION,
+        gateway: bool = False,
+        latency: float = 0.0,
+        pacing: PacingRules | None = DEFAULT_PACING,
+        clock: Clock | None = None,
+        accounts: Sequence[str] = ("DU1234567",),
+        no_permission: Iterable[str | int] = (),
+        catalog: Catalog | None = None,
+        login_tz: str = "UTC",
+        max_clients: int = 32,
+        update_interval: float = 5.0,
+        max_frame: int = MAX_CLIENT_FRAME,
+        send_timeout: float = SEND_TIMEOUT,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
+    ) -> None:
+        if not m.MIN_SERVER_VERSION <= server_version <= m.MAX_SERVER_VERSION:
+            raise ValueError(
+                f"server_version must be {m.MIN_SERVER_VERSION}..{m.MAX_SERVER_VERSION}, "
+                f"got {server_version!r}"
+            )
+        if latency < 0:
+            raise ValueError(f"latency must be >= 0 seconds, got {latency!r}")
+        if not accounts or any(not a or "," in a or not a.isascii() for a in accounts):
+            raise ValueError(f"accounts must be non-empty ASCII codes, got {accounts!r}")
+        if max_clients < 1:
+            raise ValueError(f"max_clients must be >= 1, got {max_clients!r}")
+        if update_interval <= 0:
+            raise ValueError(f"update_interval must be > 0, got {update_interval!r}")
+        zone(login_tz)  # raises for an unknown zone
+        self.host = host
+        self._requested_port = port
+        self.server_version = server_version
+        self.gateway = gateway
+        self.clock: Clock = clock or SystemClock()
+        self.accounts = tuple(accounts)
+        self.login_tz = login_tz
+        self.max_clients = max_clients
+        self.update_interval = update_interval
+        self.max_frame = max_frame
+        self.send_timeout = send_timeout
+        self.max_queued_bytes = max_queued_bytes
+        self.pacing = pacing
+        self._tracker = PacingTracker(pacing) if pacing is not None else None
+        self._open_keys: set[tuple[int, int]] = set()
+        self.catalog = catalog if catalog is not None else Catalog.default(self.clock.now().date())
+        self._no_permission = {str(x).upper() for x in no_permission}
+        self.received = ReceivedLog()
+
+        self._lock = threading.RLock()
+        self._latency = latency
+        self._sessions: dict[int, _Session] = {}
+        self._conn_numbers = itertools.count(1)
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._running = False
+        self._refusing = False
+        self._deaf = False
+        self._outage = False
+        self._failures: list[_Failure] = []
+        self._port = 0
+        self._counters: collections.Counter[str] = collections.Counter()
+        self._scheduler = _Scheduler()
+        self._subs: dict[tuple[int, int], _Subscription] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def port(self) -> int:
+        """The bound TCP port (valid after :meth:`start`)."""
+        return self._port
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` the simulator listens on."""
+        return self.host, self._port
+
+    def start(self) -> Simulator:
+        """Bind, listen and start serving in background threads; returns ``self``.
+
+        Raises:
+            OSError: the address cannot be bound.
+            RuntimeError: already started.
+        """
+        with self._lock:
+            if self._running:
+                raise RuntimeError("simulator already started")
+            self._bind(self._requested_port)
+            self._running = True
+            self._scheduler.start()
+        return self
+
+    def _bind(self, port: int) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, port))
+            sock.listen(64)
+        except OSError:
+            sock.close()
+            raise
+        self._listener = sock
+        self._port = sock.getsockname()[1]
+        thread = threading.Thread(
+            target=self._accept_loop, args=(sock,), name=f"ibdata-sim-accept-{self._port}"
+        )
+        thread.daemon = True
+        self._accept_thread = thread
+        thread.start()
+        log.info("simulator listening on %s:%d", self.host, self._port)
+
+    def stop(self) -> None:
+        """Close every connection and the listener, and join all threads. Idempotent."""
+        with self._lock:
+            if not self._running:
+                return
+            self._running = False
+        self._close_listener()
+        self.drop_all()
+        self._scheduler.stop()
+        log.info("simulator on port %d stopped", self._port)
+
+    def _close_listener(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            thread, self._accept_thread = self._accept_thread, None
+        if listener is not None:
+            _shutdown(listener)
+            listener.close()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self._running else "stopped"
+        return f"<Simulator {self.host}:{self._port} sv={self.server_version} {state}>"
+
+    # ------------------------------------------------------------------ faults
+    def drop_all(self) -> None:
+        """Close every client connection at once (as TWS does at its nightly restart)."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for s in sessions:
+            s.close("dropped by the simulator")
+        for s in sessions:
+            s.join()
+
+    def refuse_connections(self, refuse: bool = True) -> None:
+        """Accept new connections and close them at once while ``refuse`` is true."""
+        self._refusing = refuse
+
+    def go_deaf(self, deaf: bool = True) -> None:
+        """While ``deaf``: accept connections and read requests, but never answer anything.
+
+        New connections get no handshake reply; existing sessions get no responses.
+        """
+        self._deaf = deaf
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay every response by ``seconds`` from now on (0 to answer at once)."""
+        if seconds < 0:
+            raise ValueError(f"latency must be >= 0 seconds, got {seconds!r}")
+        self._latency = seconds
+
+    @property
+    def latency(self) -> float:
+        """Seconds added before every response."""
+        return self._latency
+
+    def fail_next(
+        self,
+        code: int,
+        text: str | None = None,
+        *,
+        request: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` matching requests with error ``code`` instead of data.
+
+        Args:
+            code: the IB error code to send, with the request's id.
+            text: the error text; a typical TWS text for ``code`` if None.
+            request: IB's request name to match (``reqHistoricalData``, ``reqContractDetails``,
+                ``reqHeadTimestamp``); None matches any of them.
+            times: how many requests to fail.
+        """
+        if times < 1:
+            raise ValueError(f"times must be >= 1, got {times!r}")
+        with self._lock:
+            self._failures.append(_Failure(code, text, request, times))
+
+    def outage(self, duration: float = 1.0, *, data_lost: bool = False) -> None:
+        """Play a connectivity outage to every session, in the background.
+
+        Sends 1100 and the farm-broken notices (2103, 2105, 2157) now, holds every data
+        response for ``duration`` seconds, then sends the farm-OK notices and 1102 (or 1101
+        when ``data_lost``) and releases the held responses.
+        """
+        self.connectivity_lost()
+        self._scheduler.call_later(duration, lambda: self.connectivity_restored(data_lost))
+
+    def connectivity_lost(self) -> None:
+        """Send 1100 and farm-broken notices now and hold data responses until restored."""
+        with self._lock:
+            self._outage = True
+        self._broadcast([(1100, TEXT_CONNECTIVITY[1100]), *BROKEN_FARMS])
+
+    def connectivity_restored(self, data_lost: bool = False) -> None:
+        """Send farm-OK notices and 1102 (1101 when ``data_lost``) and release held data."""
+        code = 1101 if data_lost else 1102
+        self._broadcast([*RESTORED_FARMS, (code, TEXT_CONNECTIVITY[code])])
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for s in sessions:
+            s.requeue_held()  # the restore notices go out before the held data
+        with self._lock:
+            self._outage = False
+        for s in sessions:
+            s.wake()
+
+    def send_raw(self, data: bytes, *, client_id: int | None = None) -> int:
+        """Write raw bytes to every API session (or the one with ``client_id``).
+
+        Nothing is checked: use it to send malformed frames to a client. Returns the number
+        of sessions written to.
+        """
+        sent = 0
+        for s in self._api_sessions():
+            if client_id is None or s.client_id == client_id:
+                s.enqueue(data, held=False, delay=0.0)
+                sent += 1
+        return sent
+
+    def restart(self, downtime: float = 0.0) -> None:
+        """Drop every connection, stop listening for ``downtime`` seconds, then listen again
+        on the same port. Blocks for the downtime."""
+        with self._lock:
+            if not self._running:
+                raise RuntimeError("simulator is not running")
+            port = self._port
+        self._close_listener()
+        self.drop_all()
+        if downtime > 0:
+            time.sleep(downtime)
+        with self._lock:
+            if self._running:
+                self._bind(port)
+
+    # ------------------------------------------------------------------ observation
+    @property
+    def stats(self) -> SimStats:
+        """A snapshot of the simulator's counters."""
+        with self._lock:
+            c = self._counters
+            return SimStats(
+                connections=c["connections"],
+                active_clients=len(self._sessions),
+                requests=c["requests"],
+                historical_requests=c["historical_requests"],
+                open_historical=self._open_count(),
+                pacing_violations=c["pacing_violations"],
+                order_messages=c["order_messages"],
+                dropped_clients=c["dropped_clients"],
+            )
+
+    @property
+    def client_ids(self) -> list[int]:
+        """Client ids of the API sessions now connected."""
+        return sorted(s.client_id for s in self._api_sessions() if s.client_id is not None)
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._counters[key] += n
+
+    # ------------------------------------------------------------------ connections
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                sock, addr = listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self._listener is not listener or not self._running:
+                    sock.close()
+                    return
+                self._counters["connections"] += 1
+                full = len(self._sessions) >= self.max_clients
+                if self._refusing or full:
+                    why = "refusing connections" if self._refusing else "too many clients"
+                    log.info("closing connection from %s:%s: %s", addr[0], addr[1], why)
+                    _shutdown(sock)
+                    sock.close()
+                    continue
+                number = next(self._conn_numbers)
+                session = _Session(self, sock, number, f"{addr[0]}:{addr[1]}")
+                self._sessions[number] = session
+            log.info("connection %d from %s:%s", number, addr[0], addr[1])
+            session.start()
+
+    def _forget(self, session: _Session) -> None:
+        with self._lock:
+            self._sessions.pop(session.number, None)
+            for key in [k for k in self._subs if k[0] == session.number]:
+                sub = self._subs.pop(key)
+                self._scheduler.cancel(sub.handle)
+        self._close_slots(lambda key: key[0] == session.number)
+
+    def _api_sessions(self) -> list[_Session]:
+        with self._lock:
+            return [s for s in self._sessions.values() if s.client_id is not None]
+
+    def _broadcast(self, notices: Iterable[tuple[int, str]]) -> None:
+        notices = list(notices)
+        for s in self._api_sessions():
+            for code, text in notices:
+                s.send(m.error_fields(-1, code, text, s.server_version), delay=0.0)
+
+    # ------------------------------------------------------------------ open slots
+    def _open_slot(self, key: tuple[int, int]) -> bool:
+        """Take one of the open-historical-request slots (50 under IB's rules)."""
+        with self._lock:
+            if self._tracker is not None and not self._tracker.open(key):
+                return False
+            self._open_keys.add(key)
+            return True
+
+    def _close_slot(self, key: tuple[int, int]) -> None:
+        with self._lock:
+            if self._tracker is not None:
+                self._tracker.close(key)
+            self._open_keys.discard(key)
+
+    def _close_slots(self, match: Callable[[tuple[int, int]], bool]) -> None:
+        with self._lock:
+            keys = [k for k in self._open_keys if match(k)]
+        for k in keys:
+            self._close_slot(k)
+
+    def _open_count(self) -> int:
+        with self._lock:
+            return len(self._open_keys)
+
+    # ------------------------------------------------------------------ requests
+    def _take_failure(self, name: str) -> _Failure | None:
+        with self._lock:
+            for f in self._failures:
+                if f.request is None or f.request == name:
+                    f.times -= 1
+                    if f.times <= 0:
+                        self._failures.remove(f)
+                    return f
+        return None
+
+    def _permitted(self, c: SimContract) -> bool:
+        return not (
+            self._no_permission
+            and (c.symbol.upper() in self._no_permission or str(c.con_id) in self._no_permission)
+        )
+
+    def _today(self) -> dt.date:
+        return self.clock.now().date()
+
+    def _pace(self, s: _Session, req_id: int, request: PacedRequest) -> bool:
+        """Apply the pacing rules; answers 162 and returns False when refused."""
+        if self._tracker is None:
+            return True
+        reason = self._tracker.acquire(request, time.monotonic())
+        if reason is None:
+            return True
+        self._count("pacing_violations")
+        log.info("client %s request %d: pacing violation (%s)", s.client_id, req_id, reason)
+        s.error(req_id, 162, TEXT_PACING)
+        return False
+
+    def handle_contract_details(self, s: _Session, fields: list[str]) -> None:
+        """reqContractDetails: contractData for every match, then contractDataEnd; or 200."""
+        req_id, query = m.read_contract_details_request(fields, s.server_version)
+        if self._fail(s, req_id, "reqContractDetails"):
+            return
+        try:
+            found = self.catalog.lookup(query, self._today())
+        except SimError as e:
+            s.error(req_id, e.code, e.text)
+            return
+        frames = []
+        now = self.clock.now()
+        for c in found:
+            first = now.astimezone(zone(c.time_zone_id)).date()
+            frames.append(
+                m.contract_data_fields(
+                    req_id,
+                    c,
+                    s.server_version,
+                    trading_hours=c.trading.hours(c.time_zone_id, first, 7),
+                    liquid_hours=c.liquid.hours(c.time_zone_id, first, 7),
+                )
+            )
+        frames.append(m.contract_data_end_fields(req_id))
+        s.send_many(frames, key=(s.number, req_id))
+
+    def _fail(self, s: _Session, req_id: int, name: str) -> bool:
+        failure = self._take_failure(name)
+        if failure is None:
+            return False
+        text = failure.text or DEFAULT_ERROR_TEXTS.get(
+            failure.code, f"Simulated error {failure.code}"
+        )
+        s.error(req_id, failure.code, text)
+        return True
+
+    def handle_historical_data(self, s: _Session, fields: list[str]) -> None:
+        """reqHistoricalData: validate like TWS, pace, then answer historicalData (17)."""
+        req = m.read_historical_request(fields)
+        self._count("historical_requests")
+        key = (s.number, req.req_id)
+        if self._fail(s, req.req_id, "reqHistoricalData"):
+            return
+        try:
+            contract = self.catalog.resolve(req.contract, self._today())
+            if not self._permitted(contract):
+                raise SimError(
+                    162,
+                    f"{HMDS}No market data permissions for "
+                    f"{contract.permission_exchange} {contract.sec_type}",
+                )
+            plan = _history.plan_bars(
+                contract,
+                end_text=req.end,
+                bar_size=req.bar_size,
+                duration=req.duration,
+                use_rth=req.use_rth,
+                what_to_show=req.what_to_show,
+                format_date=req.format_date,
+                keep_up_to_date=req.keep_up_to_date,
+                now=self.clock.now(),
+                login_tz=self.login_tz,
+            )
+        except SimError as e:
+            s.error(req.req_id, e.code, e.text)
+            return
+        paced = PacedRequest(
+            contract=str(contract.con_id),
+            exchange=req.contract.exchange or contract.exchange,
+            what_to_show=req.what_to_show,
+            bar_size=req.bar_size,
+            identity=(
+                req.end,
+                req.bar_size,
+                req.duration,
+                str(req.use_rth),
+                req.what_to_show,
+                str(req.format_date),
+                str(req.keep_up_to_date),
+            ),
+        )
+        if not self._pace(s, req.req_id, paced):
+            return
+        if not self._open_slot(key):
+            s.error(req.req_id, 322, TEXT_MAX_OPEN)
+            return
+        for code, text in plan.warnings:
+            s.error(req.req_id, code, text)
+        bars = _bars.generate(
+            contract,
+            req.what_to_show,
+            req.bar_size,
+            req.use_rth,
+            plan.start,
+            plan.end,
+            now=self.clock.now(),  # the still-forming bar stops at "now", as on TWS
+        )
+        if not bars:
+            self._close_slot(key)
+            err = _history.no_data_error(contract, req.what_to_show)
+            s.error(req.req_id, err.code, err.text)
+            return
+        wire = self._wire_bars(s, contract, req, bars)
+        start_text = _bars.format_window_time(
+            plan.start, s.server_version, contract.time_zone_id, self.login_tz
+        )
+        end_text = _bars.format_window_time(
+            plan.end, s.server_version, contract.time_zone_id, self.login_tz
+        )
+        frame = m.historical_data_fields(req.req_id, start_text, end_text, wire)
+        if req.keep_up_to_date:
+            sub = _Subscription(key, contract, req)
+            with self._lock:
+                self._subs[key] = sub
+                sub.handle = self._scheduler.call_every(
+                    self.update_interval, lambda: self._update(s, sub)
+                )
+            s.send_many([frame], key=key)
+        else:
+            s.send_many([frame], key=key, on_sent=lambda: self._close_slot(key))
+
+    def _wire_bars(
+        self, s: _Session, c: SimContract, req: m.HistoricalRequest, bars: list[_bars.SimBar]
+    ) -> list[m.WireBar]:
+        tick = _bars.price_tick(c, req.what_to_show)
+        date = _bars.bar_time_formatter(
+            req.bar_size, req.format_date, s.server_version, c.time_zone_id, self.login_tz
+        )
+        return [m.WireBar(*_bars.bar_fields(b, date(b), tick)) for b in bars]
+
+    def _update(self, s: _Session, sub: _Subscription) -> None:
+        """Send a historicalDataUpdate with the bar that contains "now"."""
+        now = self.clock.now()
+        req = sub.request
+        seconds = _bars.BAR_SIZES[req.bar_size]
+        window = dt.timedelta(seconds=max(seconds, 1) * 2 + 1)
+        bars = _bars.generate(
+            sub.contract, req.what_to_show, req.bar_size, req.use_rth, now - window, now, now=now
+        )
+        if not bars:
+            return
+        (bar,) = self._wire_bars(s, sub.contract, req, bars[-1:])
+        s.send(m.historical_data_update_fields(req.req_id, "-1", bar))
+
+    def handle_cancel_historical(self, s: _Session, fields: list[str]) -> None:
+        """cancelHistoricalData: 162 "query cancelled" if running, 366 if unknown."""
+        cur = m.FieldCursor(fields)
+        cur.integer()  # version
+        req_id = cur.integer()
+        key = (s.number, req_id)
+        with self._lock:
+            sub = self._subs.pop(key, None)
+            if sub is not None:
+                self._scheduler.cancel(sub.handle)
+        running = sub is not None or s.cancel_pending(key)
+        if running:
+            self._close_slot(key)
+            s.error(req_id, 162, f"{HMDS}API historical data query cancelled: {req_id}")
+        else:
+            s.error(req_id, 366, f"No historical data query found for ticker id:{req_id}")
+
+    def handle_head_timestamp(self, s: _Session, fields: list[str]) -> None:
+        """reqHeadTimestamp: the first available data point (88); the slot stays open
+        until cancelHeadTimestamp."""
+        req = m.read_head_timestamp_request(fields)
+        self._count("historical_requests")
+        key = (s.number, req.req_id)
+        if self._fail(s, req.req_id, "reqHeadTimestamp"):
+            return
+        try:
+            contract = self.catalog.resolve(req.contract, self._today())
+            if not self._permitted(contract):
+                raise SimError(
+                    162,
+                    f"{HMDS}No market data permissions for "
+                    f"{contract.permission_exchange} {contract.sec_type}",
+                )
+            text = _history.plan_head_timestamp(
+                contract, req.what_to_show, req.use_rth, req.format_date
+            )
+        except SimError as e:
+            s.error(req.req_id, e.code, e.text)
+            return
+        paced = PacedRequest(
+            contract=str(contract.con_id),
+            exchange=req.contract.exchange or contract.exchange,
+            what_to_show=req.what_to_show,
+            bar_size="",
+            identity=("head", str(req.use_rth), req.what_to_show, str(req.format_date)),
+            head_timestamp=True,
+        )
+        if not self._pace(s, req.req_id, paced):
+            return
+        if not self._open_slot(key):
+            s.error(req.req_id, 322, TEXT_MAX_OPEN)
+            return
+        s.send_many([m.head_timestamp_fields(req.req_id, text)], key=key)
+
+    def handle_cancel_head_timestamp(self, s: _Session, fields: list[str]) -> None:
+        """cancelHeadTimestamp: frees the request's slot; no answer."""
+        req_id = m.FieldCursor(fields).integer()
+        self._close_slot((s.number, req_id))
+        s.cancel_pending((s.number, req_id))
+
+
+class _Session:
+    """One client connection: a reader thread and a writer thread."""
+
+    def __init__(self, sim: Simulator, sock: socket.socket, number: int, peer: str) -> None:
+        self.sim = sim
+        self.sock = sock
+        self.number = number
+        self.peer = peer
+        self.client_id: int | None = None
+        self.server_version = m.MAX_SERVER_VERSION
+        # Bounds every blocked send; the reader treats the resulting recv timeouts as idle.
+        sock.settimeout(sim.send_timeout)
+        self._cond = threading.Condition()
+        self._queue: collections.deque[_Out] = collections.deque()
+        self._queued_bytes = 0
+        self._cancelled: set[tuple[int, int]] = set()
+        self._pending: collections.Counter[tuple[int, int]] = collections.Counter()
+        self._closing = False
+        self._next_id = 1
+        self._sent_total = 0
+        self._recent_starts: collections.deque[tuple[float, int]] = collections.deque()
+        self._reader = threading.Thread(target=self._read_loop, name=f"ibdata-sim-read-{number}")
+        self._writer = threading.Thread(target=self._write_loop, name=f"ibdata-sim-write-{number}")
+        self._reader.daemon = True
+        self._writer.daemon = True
+
+    def start(self) -> None:
+        self._reader.start()
+        self._writer.start()
+
+    def join(self) -> None:
+        for t in (self._reader, self._writer):
+            if t is not threading.current_thread() and t.ident is not None:
+                t.join(5)
+
+    def close(self, why: str) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            self._queue.clear()
+            self._queued_bytes = 0
+            self._cond.notify_all()
+        log.info("connection %d (client %s) closed: %s", self.number, self.client_id, why)
+        _shutdown(self.sock)
+        self.sock.close()
+        self.sim._forget(self)
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def requeue_held(self) -> None:
+        """Move held data behind everything queued since, keeping its own order."""
+        with self._cond:
+            held = [item for item in self._queue if item.held]
+            rest = [item for item in self._queue if not item.held]
+            self._queue = collections.deque(rest + held)
+
+    # ---------------------------------------------------------------- sending
+    def enqueue(
+        self,
+        data: bytes,
+        *,
+        held: bool,
+        delay: float | None = None,
+        key: tuple[int, int] | None = None,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        if self.sim._deaf and delay is None:
+            if on_sent is not None:
+                on_sent()
+            return
+        wait = self.sim.latency if delay is None else delay
+        with self._cond:
+            if self._closing:
+                return
+            self._queue.append(_Out(time.monotonic() + wait, data, key, held, on_sent))
+            self._queued_bytes += len(data)
+            if key is not None:
+                self._pending[key] += 1
+            too_much = self._queued_bytes > self.sim.max_queued_bytes
+            self._cond.notify_all()
+        if too_much:
+            self.sim._count("dropped_clients")
+            self.close("client is not reading (send queue over its limit)")
+
+    def send(self, fields: list[Field], delay: float | None = None) -> None:
+        self.enqueue(encode(fields), held=False, delay=delay)
+
+    def send_many(
+        self,
+        messages: list[list[Field]],
+        *,
+        key: tuple[int, int],
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        data = b"".join(encode(f) for f in messages)
+        self.enqueue(data, held=True, key=key, on_sent=on_sent)
+
+    def error(self, req_id: int, code: int, text: str) -> None:
+        self.send(m.error_fields(req_id, code, text, self.server_version))
+
+    def cancel_pending(self, key: tuple[int, int]) -> bool:
+        """Discard queued data for ``key``; True if some was still waiting."""
+        with self._cond:
+            if self._pending.get(key, 0) <= 0:
+                return False
+            self._cancelled.add(key)
+            self._cond.notify_all()
+            return True
+
+    def _next_batch(self) -> list[_Out] | None:
+        """Wait for due, sendable items; None when the session is closing."""
+        with self._cond:
+            while True:
+                if self._closing:
+                    return None
+                now = time.monotonic()
+                batch: list[_Out] = []
+                wait: float | None = None
+                for item in self._queue:
+                    if item.held and self.sim._outage:
+                        continue
+                    if item.due > now:
+                        wait = item.due - now
+                        break
+                    batch.append(item)
+                if batch:
+                    for item in batch:
+                        self._queue.remove(item)
+                        self._queued_bytes -= len(item.data)
+                    return batch
+                self._cond.wait(wait if wait is not None else 0.5)
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            chunks: list[bytes] = []
+            done: list[Callable[[], None]] = []
+            with self._cond:
+                for item in batch:
+                    if item.key is not None:
+                        self._pending[item.key] -= 1
+                        if self._pending[item.key] <= 0:
+                            del self._pending[item.key]
+                        if item.key in self._cancelled:
+                            if item.key not in self._pending:
+                                self._cancelled.discard(item.key)
+                            continue
+                    chunks.append(item.data)
+                    if item.on_sent is not None:
+                        done.append(item.on_sent)
+            data = b"".join(chunks)
+            if data and not self._write(data):
+                return
+            for callback in done:
+                callback()
+
+    def _write(self, data: bytes) -> bool:
+        """Send ``data``; split it when its end would leave ibapi's reader stuck on an exact
+        multiple of 4096 bytes (protocol reference §1.7)."""
+        now = time.monotonic()
+        recent = self._recent_starts
+        while recent and now - recent[0][0] > 2.0:
+            recent.popleft()
+        recent.append((now, self._sent_total))
+        end = self._sent_total + len(data)
+        risky = any((end - start) % 4096 == 0 for _, start in recent)
+        parts = [data]
+        if risky and len(data) > 1:
+            cut = len(data) - 1
+            while cut > 1 and any((cut + self._sent_total - st) % 4096 == 0 for _, st in recent):
+                cut -= 1
+            parts = [data[:cut], data[cut:]]
+        try:
+            for i, part in enumerate(parts):
+                if i:
+                    time.sleep(0.03)
+                    recent.append((time.monotonic(), self._sent_total))
+                self.sock.sendall(part)
+                self._sent_total += len(part)
+        except OSError as exc:
+            if not self._closing:
+                if isinstance(exc, TimeoutError):
+                    self.sim._count("dropped_clients")
+                self.close(f"send failed: {exc}")
+            return False
+        return True
+
+    # ---------------------------------------------------------------- reading
+    def _recv(self, size: int) -> bytes:
+        """Block until bytes arrive. The socket carries the writer's send timeout, so a
+        quiet client shows up here as timeouts, which are not errors."""
+        while True:
+            try:
+                return self.sock.recv(size)
+            except TimeoutError:
+                if self._closing:
+                    return b""
+
+    def _read_loop(self) -> None:
+        reader = FrameReader(self.sim.max_frame)
+        try:
+            if not self._handshake(reader):
+                return
+            while True:
+                data = self._recv(65536)
+                if not data:
+                    self.close("client closed the connection")
+                    return
+                for payload in reader.feed(data):
+                    self._dispatch(split_fields(payload))
+        except ProtocolError as exc:
+            self.sim._count("dropped_clients")
+            self.close(f"protocol error: {exc}")
+        except OSError as exc:
+            self.close(f"socket error: {exc}")
+
+    def _recv_exact(self, n_prefix: int) -> bytes:
+        buf = b""
+        while len(buf) < n_prefix:
+            data = self._recv(n_prefix - len(buf))
+            if not data:
+                raise OSError("connection closed during the handshake")
+            buf += data
+        return buf
+
+    def _handshake(self, reader: FrameReader) -> bool:
+        prefix = self._recv_exact(len(PREFIX))
+        if prefix != PREFIX:
+            raise ProtocolError(f"expected the API prefix, got {prefix!r}")
+        frames: list[bytes] = []
+        while not frames:
+            data = self._recv(65536)
+            if not data:
+                raise OSError("connection closed during the handshake")
+            frames = reader.feed(data)
+        hello = parse_hello(frames[0])
+        version = min(hello.max_version, self.sim.server_version)
+        if version < max(hello.min_version, m.MIN_SERVER_VERSION):
+            self.close(
+                f"client versions {hello.min_version}..{hello.max_version} "
+                f"do not overlap {m.MIN_SERVER_VERSION}..{self.sim.server_version}"
+            )
+            return False
+        self.server_version = version
+        log.info(
+            "connection %d: client v%d..%d%s, server version %d",
+            self.number,
+            hello.min_version,
+            hello.max_version,
+            f" {hello.options}" if hello.options else "",
+            version,
+        )
+        if self.sim._deaf:
+            return True
+        now = dt.datetime.now(UTC).astimezone(zone(self.sim.login_tz))
+        conn_time = f"{now:%Y%m%d %H:%M:%S} {now.tzname() or self.sim.login_tz}"
+        # The reply goes out alone, in one write: ibapi 9.81.1 cannot reassemble it.
+        self.enqueue(encode([version, conn_time]), held=False, delay=0.0)
+        for extra in frames[1:]:
+            self._dispatch(split_fields(extra))
+        return True
+
+    def _dispatch(self, fields: list[str]) -> None:
+        sim = self.sim
+        try:
+            msg_id = int(fields[0])
+        except (IndexError, ValueError):
+            raise ProtocolError(f"message id is not a number: {fields[:1]!r}") from None
+        name = m.OUT_NAMES.get(msg_id, f"msg{msg_id}")
+        sim.received.append(
+            Received(self.number, self.client_id, msg_id, name, tuple(fields), time.monotonic())
+        )
+        if msg_id in m.ORDER_MESSAGE_IDS:
+            sim._count("order_messages")
+            log.warning("client %s sent an order message (%s): ignored", self.client_id, name)
+            return
+        if self.client_id is None:
+            if msg_id == m.OUT_START_API:
+                self._start_api(fields)
+            else:
+                log.info("connection %d: %s before startApi ignored", self.number, name)
+            return
+        sim._count("requests")
+        log.info("client %d: %s %s", self.client_id, name, ",".join(fields[1:])[:200])
+        if sim._deaf:
+            return
+        handler = _HANDLERS.get(msg_id)
+        if handler is None:
+            log.info("client %d: %s is not served; ignored", self.client_id, name)
+            return
+        try:
+            handler(self, fields)
+        except ValueError as exc:
+            # A well-framed request with unreadable fields: TWS reports it and carries on.
+            self.error(-1, 320, f"Error reading request. {exc}")
+
+    def _start_api(self, fields: list[str]) -> None:
+        cur = m.FieldCursor(fields)
+        try:
+            cur.integer()  # version
+            client_id = cur.integer()
+        except ValueError as exc:
+            raise ProtocolError(f"bad startApi: {exc}") from None
+        sim = self.sim
+        with sim._lock:
+            in_use = any(s.client_id == client_id for s in sim._sessions.values())
+            if not in_use:
+                self.client_id = client_id
+        if in_use:
+            log.info("connection %d: client id %d already in use", self.number, client_id)
+            self.send(m.error_fields(-1, 326, TEXT_DUPLICATE_ID, self.server_version), delay=0.0)
+            self.sim._scheduler.call_later(0.05, lambda: self.close("duplicate client id"))
+            return
+        if sim._deaf:
+            return
+        farms = GATEWAY_FARMS if sim.gateway else TWS_FARMS
+        frames: list[list[Field]] = [
+            m.managed_accounts_fields(sim.accounts),
+            m.next_valid_id_fields(self._next_id),
+        ]
+        frames += [m.error_fields(-1, code, text, self.server_version) for code, text in farms]
+        self.enqueue(b"".join(encode(f) for f in frames), held=False, delay=0.0)
+
+    # ---------------------------------------------------------------- small handlers
+    def on_req_ids(self, fields: list[str]) -> None:
+        self.send(m.next_valid_id_fields(self._next_id))
+
+    def on_managed_accounts(self, fields: list[str]) -> None:
+        self.send(m.managed_accounts_fields(self.sim.accounts))
+
+    def on_current_time(self, fields: list[str]) -> None:
+        self.send(m.current_time_fields(int(self.sim.clock.now().timestamp())))
+
+    def on_ignore(self, fields: list[str]) -> None:
+        return
+
+    def on_positions(self, fields: list[str]) -> None:
+        self.send([m.IN_POSITION_END, 1])
+
+    def on_open_orders(self, fields: list[str]) -> None:
+        self.send([m.IN_OPEN_ORDER_END, 1])
+
+    def on_completed_orders(self, fields: list[str]) -> None:
+        self.send([m.IN_COMPLETED_ORDERS_END])
+
+    def on_account_updates(self, fields: list[str]) -> None:
+        cur = m.FieldCursor(fields)
+        cur.integer()
+        subscribe = cur.flag()
+        account = cur.text() if cur.remaining else self.sim.accounts[0]
+        if subscribe:
+            self.send([m.IN_ACCOUNT_DOWNLOAD_END, 1, account or self.sim.accounts[0]])
+
+    def on_account_updates_multi(self, fields: list[str]) -> None:
+        cur = m.FieldCursor(fields)
+        cur.integer()
+        self.send([m.IN_ACCOUNT_UPDATE_MULTI_END, 1, cur.integer()])
+
+    def on_executions(self, fields: list[str]) -> None:
+        cur = m.FieldCursor(fields)
+        cur.integer()
+        self.send([m.IN_EXEC_DETAILS_END, 1, cur.integer()])
+
+    def on_account_summary(self, fields: list[str]) -> None:
+        cur = m.FieldCursor(fields)
+        cur.integer()
+        self.send([m.IN_ACCOUNT_SUMMARY_END, 1, cur.integer()])
+
+
+def _on_contract_details(s: _Session, f: list[str]) -> None:
+    s.sim.handle_contract_details(s, f)
+
+
+def _on_historical(s: _Session, f: list[str]) -> None:
+    s.sim.handle_historical_data(s, f)
+
+
+def _on_cancel_historical(s: _Session, f: list[str]) -> None:
+    s.sim.handle_cancel_historical(s, f)
+
+
+def _on_head(s: _Session, f: list[str]) -> None:
+    s.sim.handle_head_timestamp(s, f)
+
+
+def _on_cancel_head(s: _Session, f: list[str]) -> None:
+    s.sim.handle_cancel_head_timestamp(s, f)
+
+
+_HANDLERS: dict[int, Callable[[_Session, list[str]], None]] = {
+    m.OUT_REQ_CONTRACT_DATA: _on_contract_details,
+    m.OUT_REQ_HISTORICAL_DATA: _on_historical,
+    m.OUT_CANCEL_HISTORICAL_DATA: _on_cancel_historical,
+    m.OUT_REQ_HEAD_TIMESTAMP: _on_head,
+    m.OUT_CANCEL_HEAD_TIMESTAMP: _on_cancel_head,
+    m.OUT_REQ_IDS: _Session.on_req_ids,
+    m.OUT_REQ_MANAGED_ACCTS: _Session.on_managed_accounts,
+    m.OUT_REQ_CURRENT_TIME: _Session.on_current_time,
+    m.OUT_REQ_MARKET_DATA_TYPE: _Session.on_ignore,
+    m.OUT_REQ_AUTO_OPEN_ORDERS: _Session.on_ignore,
+    m.OUT_REQ_POSITIONS: _Session.on_positions,
+    m.OUT_REQ_OPEN_ORDERS: _Session.on_open_orders,
+    m.OUT_REQ_COMPLETED_ORDERS: _Session.on_completed_orders,
+    m.OUT_REQ_ACCOUNT_UPDATES: _Session.on_account_updates,
+    m.OUT_REQ_ACCOUNT_UPDATES_MULTI: _Session.on_account_updates_multi,
+    m.OUT_REQ_EXECUTIONS: _Session.on_executions,
+    m.OUT_REQ_ACCOUNT_SUMMARY: _Session.on_account_summary,
+}
+
+
+class _Scheduler:
+    """One thread running timed callbacks; callbacks must not block for long."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None], float]] = []
+        self._cancelled: set[int] = set()
+        self._ids = itertools.count(1)
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        with self._cond:
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="ibdata-sim-scheduler")
+            self._thread.daemon = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._heap.clear()
+            self._cond.notify_all()
+            thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> int:
+        return self._push(delay, fn, 0.0)
+
+    def call_every(self, interval: float, fn: Callable[[], None]) -> int:
+        return self._push(interval, fn, interval)
+
+    def _push(self, delay: float, fn: Callable[[], None], every: float) -> int:
+        handle = next(self._ids)
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + delay, handle, fn, every))
+            self._cond.notify_all()
+        return handle
+
+    def cancel(self, handle: int) -> None:
+        with self._cond:
+            self._cancelled.add(handle)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._stopping:
+                        return
+                    if self._heap:
+                        due = self._heap[0][0] - time.monotonic()
+                        if due <= 0:
+                            when, handle, fn, every = heapq.heappop(self._heap)
+                            if handle in self._cancelled:
+                                self._cancelled.discard(handle)
+                                continue
+                            if every > 0:
+                                heapq.heappush(self._heap, (when + every, handle, fn, every))
+                            break
+                        self._cond.wait(due)
+                    else:
+                        self._cond.wait()
+            try:
+                fn()
+            except Exception:
+                log.exception("simulator timer callback failed")
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
