@@ -1,0 +1,180 @@
+"""The ``ibdata`` command line.
+
+``ibdata sim`` runs the gateway simulator until interrupted; ``ibdata demo`` starts one in
+the same process and prints bars and contract details fetched from it with IB's official
+``ibapi`` client, so a fresh install shows real data flowing with no IB account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from ibdata._version import __version__
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ibdata", description="Historical bars and contract data from Interactive Brokers."
+    )
+    p.add_argument("--version", action="version", version=f"ibdata {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("sim", help="run the TWS / IB Gateway simulator until interrupted")
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    sim.add_argument("--port", type=_port, default=7497, help="TCP port (7497; 0 = any free)")
+    sim.add_argument(
+        "--server-version",
+        type=int,
+        default=178,
+        metavar="N",
+        help="highest server version offered, 157..178 (178)",
+    )
+    sim.add_argument(
+        "--latency",
+        type=_positive_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="delay added before every response (0)",
+    )
+    sim.add_argument(
+        "--gateway", action="store_true", help="send IB Gateway's start-up notices, not TWS's"
+    )
+    sim.add_argument(
+        "--no-pacing", action="store_true", help="do not enforce IB's historical pacing rules"
+    )
+    sim.add_argument(
+        "--account",
+        action="append",
+        metavar="CODE",
+        help="account code for managedAccounts (repeatable; DU1234567)",
+    )
+    sim.add_argument(
+        "--no-permission",
+        action="append",
+        default=[],
+        metavar="SYMBOL",
+        help="refuse historical data for this symbol or conId (repeatable)",
+    )
+    sim.add_argument(
+        "--login-tz",
+        default="UTC",
+        metavar="ZONE",
+        help="TWS login time zone, an IANA name (UTC)",
+    )
+
+    sub.add_parser("demo", help="start a simulator in-process and print data fetched from it")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "sim":
+        return _run_sim(args)
+    if not args.verbose:
+        # The demo prints its own output; ibapi logs every message at INFO.
+        logging.getLogger("ibapi").setLevel(logging.WARNING)
+        logging.getLogger("ibdata.sim").setLevel(logging.WARNING)
+    return _run_demo()
+
+
+def _run_sim(args: argparse.Namespace) -> int:
+    from ibdata.pacing import PacingRules
+    from ibdata.sim import Simulator
+
+    try:
+        sim = Simulator(
+            args.host,
+            args.port,
+            server_version=args.server_version,
+            gateway=args.gateway,
+            latency=args.latency,
+            pacing=None if args.no_pacing else PacingRules(),
+            accounts=args.account or ("DU1234567",),
+            no_permission=args.no_permission,
+            login_tz=args.login_tz,
+        )
+        sim.start()
+    except (ValueError, OSError) as exc:
+        print(f"ibdata sim: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    flavour = "IB Gateway" if args.gateway else "TWS"
+    print(
+        f"ibdata simulator ({flavour}, server version {args.server_version}) "
+        f"listening on {sim.host}:{sim.port}",
+        flush=True,
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sim.stop()
+    print("simulator stopped", flush=True)
+    return 0
+
+
+def _run_demo() -> int:
+    from ibdata._probe import IbapiProbe, future, stock
+    from ibdata.sim import Simulator
+
+    with Simulator() as sim, IbapiProbe(sim.host, sim.port, client_id=1) as ib:
+        print(f"simulator on {sim.host}:{sim.port}, server version {ib.server_version}")
+        bars, start, end = ib.historical_data(
+            stock("AAPL"), duration="1 W", bar_size="1 day", what_to_show="TRADES"
+        )
+        print(f"\nAAPL daily bars, {start} .. {end}")
+        print(f"{'date':<10} {'open':>9} {'high':>9} {'low':>9} {'close':>9} {'volume':>10}")
+        for b in bars:
+            print(
+                f"{b.date:<10} {b.open:>9.2f} {b.high:>9.2f} {b.low:>9.2f} "
+                f"{b.close:>9.2f} {b.volume:>10}"
+            )
+        (bund,) = ib.contract_details(future("GBL", "EUREX", "EUR", sec_type="CONTFUT"))
+        c = bund.contract
+        print(
+            f"\nEuro-Bund front month: {c.localSymbol} (conId {c.conId}), "
+            f"last trade {c.lastTradeDateOrContractMonth}, {bund.longName}, {bund.timeZoneId}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""IB's official ``ibapi`` 9.81.1 client against the simulator, over real sockets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from ibdata._probe import IbapiProbe, ProbeError, future, stock
+from ibdata.sim import Simulator
+from tests.conftest import CLOCK_AT
+
+
+@pytest.fixture
+def ib(sim: Simulator) -> Iterator[IbapiProbe]:
+    """An ibapi client connected to the simulator as client 7."""
+    with IbapiProbe(sim.host, sim.port, client_id=7) as probe:
+        yield probe
+
+
+def test_handshake_negotiates_157_and_sends_startup_burst(ib: IbapiProbe) -> None:
+    """ibapi 9.81.1 gets server version 157, the account list and TWS's farm notices."""
+    assert ib.server_version == 157
+    assert ib.wrapper.accounts == "DU1234567"
+    assert ib.wrapper.next_id == 1
+    codes = [code for _, code, _ in ib.wrapper.notices]
+    assert codes.count(2104) >= 1
+    assert 2106 in codes
+    assert 2158 in codes
+
+
+def test_gateway_flavour_sends_inactive_farm_notices(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """With gateway=True the start-up notices are IB Gateway's 2107/2108, not 2104/2106."""
+    sim = sim_factory(gateway=True)
+    with IbapiProbe(sim.host, sim.port, client_id=1) as ib:
+        ib.head_timestamp(stock("AAPL"))  # a round trip, so every notice has arrived
+        codes = {code for _, code, _ in ib.wrapper.notices}
+    assert {2107, 2108, 2158} <= codes
+    assert not codes & {2104, 2106}
+
+
+def test_aapl_contract_details(ib: IbapiProbe) -> None:
+    """AAPL on SMART comes back as one contract with IB's real identifiers."""
+    (d,) = ib.contract_details(stock("AAPL"))
+    assert d.contract.conId == 265598
+    assert d.contract.primaryExchange == "ISLAND"
+    assert d.contract.tradingClass == "NMS"
+    assert d.longName == "APPLE INC"
+    assert d.timeZoneId == "US/Eastern"
+    assert d.minTick == 0.01
+    assert [(t.tag, t.value) for t in d.secIdList] == [("ISIN", "US0378331005")]
+    assert re.fullmatch(r"(\d{8}:(CLOSED|\d{4}-\d{8}:\d{4});?)+", d.tradingHours)
+    assert "20250312:0930-20250312:1600" in d.liquidHours
+
+
+def test_contfut_resolves_to_one_front_month(ib: IbapiProbe) -> None:
+    """A CONTFUT lookup returns one entry, secType CONTFUT, with the front month's conId."""
+    (d,) = ib.contract_details(future("GBL", "EUREX", "EUR", sec_type="CONTFUT"))
+    assert d.contract.secType == "CONTFUT"
+    assert d.contract.tradingClass == "FGBL"
+    assert d.contract.localSymbol.startswith("FGBL ")
+    assert d.contract.lastTradeDateOrContractMonth >= CLOCK_AT.strftime("%Y%m%d")
+    chain = ib.contract_details(future("GBL", "EUREX", "EUR"))
+    assert d.contract.conId == chain[0].contract.conId
+
+
+def test_futures_chain_lists_live_expiries_only(ib: IbapiProbe) -> None:
+    """FUT without an expiry returns every live quarterly contract, oldest first."""
+    chain = ib.contract_details(future("ZN", "CBOT", "USD"))
+    dates = [d.contract.lastTradeDateOrContractMonth for d in chain]
+    assert len(chain) >= 4
+    assert dates == sorted(dates)
+    assert all(x >= CLOCK_AT.strftime("%Y%m%d") for x in dates)
+    assert {d.contractMonth[4:] for d in chain} <= {"03", "06", "09", "12"}
+    assert all(d.contract.multiplier == "1000" for d in chain)
+
+
+def test_expired_contract_needs_include_expired(ib: IbapiProbe) -> None:
+    """An expired contract month is found only with includeExpired."""
+    old = future("GBL", "EUREX", "EUR", month="202406")
+    with pytest.raises(ProbeError) as err:
+        ib.contract_details(old)
+    assert err.value.code == 200
+    old.includeExpired = True
+    (d,) = ib.contract_details(old)
+    assert d.contractMonth == "202406"
+
+
+def test_unknown_symbol_is_200(ib: IbapiProbe) -> None:
+    """An unknown symbol is answered with 200 and no contractDataEnd."""
+    with pytest.raises(ProbeError) as err:
+        ib.contract_details(stock("NOSUCH"))
+    assert err.value.code == 200
+    assert err.value.text == "No security definition has been found for the request"
+
+
+def test_daily_bars_use_session_dates(ib: IbapiProbe) -> None:
+    """One week of daily AAPL bars: yyyymmdd dates, integer volumes, OHLC consistent."""
+    bars, start, end = ib.historical_data(stock("AAPL"), duration="1 W", bar_size="1 day")
+    assert 4 <= len(bars) <= 6
+    for b in bars:
+        assert re.fullmatch(r"\d{8}", b.date)
+        assert dt.date(int(b.date[:4]), int(b.date[4:6]), int(b.date[6:])).weekday() < 5
+        assert b.low <= min(b.open, b.close) <= max(b.open, b.close) <= b.high
+        assert isinstance(b.volume, int)
+        assert b.volume > 0
+        assert b.low <= b.average <= b.high
+    assert start < end
+
+
+def test_intraday_bars_use_two_space_form_at_157(ib: IbapiProbe) -> None:
+    """At server version 157 intraday bar dates are ``yyyymmdd  hh:mm:ss`` (two spaces)."""
+    bars, start, end = ib.historical_data(stock("AAPL"), duration="3600 S", bar_size="5 mins")
+    assert len(bars) == 12
+    assert all(re.fullmatch(r"\d{8}  \d\d:\d\d:\d\d", b.date) for b in bars)
+    assert re.fullmatch(r"\d{8}  \d\d:\d\d:\d\d", start)
+    assert end == "20250312  15:00:00"  # login zone UTC, the simulator's clock
+
+
+def test_epoch_dates_with_format_date_2(ib: IbapiProbe) -> None:
+    """formatDate 2 gives epoch seconds for intraday bars."""
+    bars, _, _ = ib.historical_data(
+        stock("MSFT"), duration="1800 S", bar_size="1 min", format_date=2
+    )
+    times = [int(b.date) for b in bars]
+    assert times == sorted(times)
+    assert times[-1] < int(CLOCK_AT.timestamp())
+    assert all(b - a == 60 for a, b in itertools.pairwise(times))
+
+
+@pytest.mark.parametrize("what", ["MIDPOINT", "BID", "ASK", "BID_ASK"])
+def test_quote_bars_have_no_volume(ib: IbapiProbe, what: str) -> None:
+    """Quote types carry volume, WAP and count of -1."""
+    bars, _, _ = ib.historical_data(
+        stock("SPY"), duration="1 D", bar_size="1 hour", what_to_show=what
+    )
+    assert bars
+    assert all(b.volume == -1 and b.barCount == -1 for b in bars)
+
+
+def test_same_bar_whatever_the_window(ib: IbapiProbe) -> None:
+    """Two overlapping windows give identical bars where they overlap."""
+    a, _, _ = ib.historical_data(stock("AAPL"), duration="7200 S", bar_size="1 min")
+    b, _, _ = ib.historical_data(
+        stock("AAPL"), end="20250312-14:30:00", duration="3600 S", bar_size="1 min"
+    )
+    by_date = {x.date: (x.open, x.high, x.low, x.close, x.volume) for x in a}
+    common = [x for x in b if x.date in by_date]
+    assert len(common) >= 30
+    for x in common:
+        assert by_date[x.date] == (x.open, x.high, x.low, x.close, x.volume)
+
+
+def test_fx_midpoint_and_trades_refused(ib: IbapiProbe) -> None:
+    """EUR.USD serves MIDPOINT bars and answers TRADES with TWS's 162 text."""
+    fx = stock("EUR", "IDEALPRO", "USD")
+    fx.secType = "CASH"
+    bars, _, _ = ib.historical_data(fx, duration="1 D", bar_size="1 hour", what_to_show="MIDPOINT")
+    assert bars
+    with pytest.raises(ProbeError) as err:
+        ib.historical_data(fx, duration="1 D", bar_size="1 hour")
+    assert err.value.code == 162
+    assert "No historical market data for EUR/CASH@IDEALPRO" in err.value.text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code", "fragment"),
+    [
+        ({"bar_size": "1 sec"}, 321, "bar size setting is invalid"),
+        ({"duration": "400 D", "bar_size": "1 day"}, 321, "must be made in years"),
+        ({"duration": "1 Q"}, 321, "duration is invalid"),
+        ({"end": "2025-03-12 10:00"}, 10314, "End Date/Time"),
+        ({"duration": "1 D", "bar_size": "1 secs"}, 162, "Time length exceed max"),
+    ],
+)
+def test_invalid_requests_get_tws_errors(
+    ib: IbapiProbe, kwargs: dict[str, str], code: int, fragment: str
+) -> None:
+    """Malformed bar sizes, durations and end dates get TWS's codes and texts."""
+    with pytest.raises(ProbeError) as err:
+        ib.historical_data(stock("AAPL"), **kwargs)  # type: ignore[arg-type]
+    assert err.value.code == code
+    assert fragment in err.value.text
+
+
+def test_zoneless_end_warns_2174_and_serves(ib: IbapiProbe) -> None:
+    """An end date without a zone is served with warning 2174."""
+    bars, _, _ = ib.historical_data(stock("AAPL"), end="20250311 16:00:00", bar_size="1 hour")
+    assert bars
+    assert any(code == 2174 for _, code, _ in ib.wrapper.notices)
+
+
+def test_contfut_with_end_date_is_10339(ib: IbapiProbe) -> None:
+    """A continuous future with an end date is refused with 10339."""
+    cont = future("GBL", "EUREX", "EUR", sec_type="CONTFUT")
+    bars, _, _ = ib.historical_data(cont, duration="1 W", bar_size="1 day")
+    assert bars
+    with pytest.raises(ProbeError) as err:
+        ib.historical_data(cont, end="20250301-00:00:00", duration="1 W", bar_size="1 day")
+    assert err.value.code == 10339
+
+
+def test_futures_month_bars_and_chain_ambiguity(ib: IbapiProbe) -> None:
+    """A contract month serves bars; FUT without expiry in a bar request is 321."""
+    bars, _, _ = ib.historical_data(
+        future("ZN", "CBOT", "USD", month="202506"), duration="1 W", bar_size="1 hour"
+    )
+    assert bars
+    with pytest.raises(ProbeError) as err:
+        ib.historical_data(future("ZN", "CBOT", "USD"), bar_size="1 hour")
+    assert err.value.code == 321
+    assert "Please enter a local symbol or an expiry" in err.value.text
+
+
+def test_no_permission_is_162(sim_factory: Callable[..., Simulator]) -> None:
+    """A contract listed in no_permission is refused with 162 "No market data permissions"."""
+    sim = sim_factory(no_permission=["MSFT"])
+    with IbapiProbe(sim.host, sim.port, client_id=1) as ib:
+        assert ib.historical_data(stock("AAPL"))[0]
+        with pytest.raises(ProbeError) as err:
+            ib.historical_data(stock("MSFT"))
+    assert err.value.code == 162
+    assert "No market data permissions for" in err.value.text
+
+
+def test_head_timestamp(ib: IbapiProbe) -> None:
+    """The head timestamp of AAPL trades is its first listing day, dashed UTC form."""
+    text = ib.head_timestamp(stock("AAPL"))
+    assert re.fullmatch(r"\d{8}-\d\d:\d\d:\d\d", text)
+    assert text.startswith("1980")
+
+
+def test_weekend_window_has_no_data(ib: IbapiProbe) -> None:
+    """A window with no session is answered with 162 "HMDS query returned no data"."""
+    with pytest.raises(ProbeError) as err:
+        ib.historical_data(
+            stock("AAPL"), end="20250309-00:00:00", duration="3600 S", bar_size="1 min"
+        )
+    assert err.value.code == 162
+    assert err.value.text.endswith("HMDS query returned no data: AAPL@SMART Trades")
