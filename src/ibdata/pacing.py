@@ -309,7 +309,7 @@ def _free_at(active: Iterable[tuple[float, int]], need: int, window: float) -> f
         return None
     freed = 0
     for t0, weight in sorted(active):
-        freed += 1
+        freed += weight
         if freed >= need:
             return _expiry(t0, window)
     raise AssertionError("unreachable: weights are validated against the limits")
@@ -435,6 +435,8 @@ class PacingTracker:
         with self._lock:
             target = self._ready_at(request, now)
             wait = target - now
+            # The caller adds ``wait`` to ``now`` in floating point; make sure that sum
+            # rounds to ``target`` or later, so sleeping ``wait`` never lands an ulp short.
             while now + wait < target:
                 wait += max(math.ulp(wait), math.ulp(now + wait))
             return wait
