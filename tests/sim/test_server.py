@@ -398,3 +398,15 @@ def test_simulator_options_are_validated() -> None:
         Simulator(accounts=[""])
     with pytest.raises(ValueError, match="latency"):
         Simulator(latency=-0.1)
+
+
+def test_reused_request_id_while_open_is_386(sim_factory: Callable[..., Simulator]) -> None:
+    """A request id reused while the first request is still open gets 386."""
+    sim = sim_factory(latency=0.3)
+    with RawClient(sim.port) as c:
+        c.connect_api(1)
+        c.send(*bars_request(4, "AAPL"))
+        c.send(*bars_request(4, "MSFT"))
+        frames = c.read_until(lambda f: f[0] == "4" and f[2] == "4", timeout=3)
+        assert frames[-1][3:5] == ["386", "Duplicate ticker ID for API historical data query."]
+        assert [f[:2] for f in frames if f[0] == "17"] == [["17", "4"]], "the first is answered"

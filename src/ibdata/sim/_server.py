@@ -51,6 +51,7 @@ TEXT_DUPLICATE_ID = (
     "Unable to connect as the client id is already in use. Retry with a unique client id."
 )
 TEXT_NOT_FOUND = "No security definition has been found for the request"
+TEXT_DUPLICATE_TICKER = "Duplicate ticker ID for API historical data query."
 TEXT_CONNECTIVITY = {
     1100: "Connectivity between IB and Trader Workstation has been lost.",
     1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
@@ -488,10 +489,15 @@ class Simulator:
                 s.send(m.error_fields(-1, code, text, s.server_version), delay=0.0)
 
     # ------------------------------------------------------------------ open slots
-    def _open_slot(self, key: tuple[int, int]) -> bool:
-        """Take one of the open-historical-request slots (50 under IB's rules)."""
+    def _open_slot(self, s: _Session, key: tuple[int, int]) -> bool:
+        """Take one of the open-historical-request slots (50 under IB's rules); answers
+        386 for a request id that is still open and 322 when every slot is taken."""
         with self._lock:
+            if key in self._open_keys:
+                s.error(key[1], 386, TEXT_DUPLICATE_TICKER)
+                return False
             if self._tracker is not None and not self._tracker.open(key):
+                s.error(key[1], 322, TEXT_MAX_OPEN)
                 return False
             self._open_keys.add(key)
             return True
@@ -627,8 +633,7 @@ class Simulator:
         )
         if not self._pace(s, req.req_id, paced):
             return
-        if not self._open_slot(key):
-            s.error(req.req_id, 322, TEXT_MAX_OPEN)
+        if not self._open_slot(s, key):
             return
         for code, text in plan.warnings:
             s.error(req.req_id, code, text)
@@ -737,8 +742,7 @@ class Simulator:
         )
         if not self._pace(s, req.req_id, paced):
             return
-        if not self._open_slot(key):
-            s.error(req.req_id, 322, TEXT_MAX_OPEN)
+        if not self._open_slot(s, key):
             return
         s.send_many([m.head_timestamp_fields(req.req_id, text)], key=key)
 
