@@ -1,0 +1,93 @@
+"""The ``ibdata`` command line, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from tests.sim.raw import RawClient
+
+ADDRESS = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+
+@contextmanager
+def running(*args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Start ``python -m <args>`` and yield the process and the port it printed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = ADDRESS.search(line)
+        assert match, f"no address printed: {line!r}"
+        yield proc, int(match.group(1))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("command", [("ibdata", "sim"), ("ibdata.sim",)])
+def test_sim_prints_its_address_serves_and_stops_on_sigint(command: tuple[str, ...]) -> None:
+    """``ibdata sim`` (and ``python -m ibdata.sim``) serves clients and exits 0 on SIGINT."""
+    with running(*command, "--port", "0", "--gateway", "--server-version", "170") as (proc, port):
+        with RawClient(port) as c:
+            assert c.hello("v157..178")[0] == "170"
+            c.start_api(1)
+            frames = c.read_until(lambda f: f[:4] == ["4", "2", "-1", "2158"])
+            assert any(f[3] == "2107" for f in frames if f[0] == "4")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert "simulator stopped" in out
+        assert "connection 1 from 127.0.0.1" in err
+        assert "startApi" in err or "client v157..178" in err
+
+
+def test_sim_refuses_bad_options() -> None:
+    """A bad option is reported with exit status 2 and a message naming it."""
+    out = subprocess.run(
+        [sys.executable, "-m", "ibdata", "sim", "--server-version", "99", "--port", "0"],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "server_version" in out.stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "ibdata", "sim", "--latency", "-1"],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "--latency" in out.stderr
+
+
+def test_demo_prints_bars_and_the_bund_front_month() -> None:
+    """``ibdata demo`` fetches bars and a contract from an in-process simulator."""
+    out = subprocess.run(
+        [sys.executable, "-m", "ibdata", "demo"],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "AAPL daily bars" in out.stdout
+    assert re.search(r"^\d{8} +\d+\.\d\d", out.stdout, re.MULTILINE)
+    assert "Euro-Bund front month: FGBL " in out.stdout
