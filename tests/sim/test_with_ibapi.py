@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -243,3 +244,17 @@ def test_weekend_window_has_no_data(ib: IbapiProbe) -> None:
         )
     assert err.value.code == 162
     assert err.value.text.endswith("HMDS query returned no data: AAPL@SMART Trades")
+
+
+def test_burst_of_exactly_4096_bytes_reaches_ibapi(sim: Simulator, ib: IbapiProbe) -> None:
+    """A burst whose size is a multiple of 4096 followed by silence is not lost by ibapi."""
+    text = "x" * 495  # 4+2+2+3+5+495+1 = 512 bytes a frame, 8 frames = 4096 bytes
+    frame = b"4\x002\x00-1\x002104\x00" + text.encode() + b"\x00"
+    burst = b"".join(len(frame).to_bytes(4, "big") + frame for _ in range(8))
+    assert len(burst) == 4096
+    before = len(ib.wrapper.notices)
+    assert sim.send_raw(burst) == 1
+    deadline = time.monotonic() + 3  # ibapi's reader waits 1 s before it would discard
+    while len(ib.wrapper.notices) < before + 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [n[2] for n in ib.wrapper.notices[before:]] == [text] * 8

@@ -97,6 +97,11 @@ RESTORED_FARMS: tuple[tuple[int, str], ...] = (
     (2158, "Sec-def data farm connection is OK:secdefil"),
 )
 
+#: Pause between the two halves of a write split to dodge ibapi's 4096-byte reader bug. The
+#: reader must have taken the first half before the second arrives; 30 ms proved too short
+#: when the client shares a busy interpreter, so the rare split write pays 200 ms.
+SPLIT_PAUSE = 0.2
+
 #: IB's published rules, enforced unless a simulator is given others (or None).
 DEFAULT_PACING = PacingRules()
 
@@ -933,7 +938,7 @@ class _Session:
         try:
             for i, part in enumerate(parts):
                 if i:
-                    time.sleep(0.03)
+                    time.sleep(SPLIT_PAUSE)
                     recent.append((time.monotonic(), self._sent_total))
                 self.sock.sendall(part)
                 self._sent_total += len(part)
