@@ -410,3 +410,17 @@ def test_reused_request_id_while_open_is_386(sim_factory: Callable[..., Simulato
         frames = c.read_until(lambda f: f[0] == "4" and f[2] == "4", timeout=3)
         assert frames[-1][3:5] == ["386", "Duplicate ticker ID for API historical data query."]
         assert [f[:2] for f in frames if f[0] == "17"] == [["17", "4"]], "the first is answered"
+
+
+def test_bar_cache_gives_identical_bytes(sim_factory: Callable[..., Simulator]) -> None:
+    """Answers served from the encoded-session cache equal freshly generated ones."""
+    cached = sim_factory(pacing=None)
+    fresh = sim_factory(pacing=None, bar_cache_bytes=0)
+    answers = []
+    for sim in (cached, cached, fresh):
+        with RawClient(sim.port) as c:
+            c.connect_api(1)
+            c.send(*bars_request(1, bar_size="1 min", duration="2 W", end="20250311-18:30:00"))
+            answers.append(c.read_until(_is_bars(1))[-1])
+    assert answers[0] == answers[1] == answers[2]
+    assert int(answers[0][4]) > 5000  # ten sessions of minute bars, one cut by the end

@@ -224,6 +224,21 @@ def historical_data_fields(
     return f
 
 
+def historical_data_frame(req_id: int, start: str, end: str, count: int, body: bytes) -> bytes:
+    """historicalData (17) as one frame, from bar fields already encoded.
+
+    ``body`` holds ``count`` bars, each eight NUL-terminated ASCII fields; the result is
+    byte for byte what :func:`historical_data_fields` gives for the same bars.
+    """
+    head = f"{IN_HISTORICAL_DATA}\0{req_id}\0{start}\0{end}\0{count}\0".encode("ascii")
+    return (len(head) + len(body)).to_bytes(4, "big") + head + body
+
+
+def encode_bar_fields(bars: Sequence[Sequence[str]]) -> bytes:
+    """Encode bars' fields (eight strings each) as they appear inside historicalData."""
+    return "".join("\0".join(b) + "\0" for b in bars).encode("ascii")
+
+
 def historical_data_update_fields(req_id: int, count: str, bar: WireBar) -> list[Field]:
     """historicalDataUpdate (90), §3.7: note open, close, high, low, then WAP, volume."""
     return [

@@ -165,6 +165,8 @@ class Simulator:
         send_timeout: seconds a blocked write to a client may last before the client is
             considered dead (not reading) and dropped.
         max_queued_bytes: bytes of responses a client may leave unread before it is dropped.
+        bar_cache_bytes: memory for encoded bars of finished sessions (0 turns the cache
+            off); answers are the same bytes either way, only faster.
     """
 
     def __init__(
@@ -186,6 +188,7 @@ class Simulator:
         max_frame: int = MAX_CLIENT_FRAME,
         send_timeout: float = SEND_TIMEOUT,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
+        bar_cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         if not m.MIN_SERVER_VERSION <= server_version <= m.MAX_SERVER_VERSION:
             raise ValueError(
@@ -235,6 +238,7 @@ class Simulator:
         self._counters: collections.Counter[str] = collections.Counter()
         self._scheduler = _Scheduler()
         self._subs: dict[tuple[int, int], _Subscription] = {}
+        self._bar_cache = _ByteLRU(bar_cache_bytes)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -642,28 +646,19 @@ class Simulator:
             return
         for code, text in plan.warnings:
             s.error(req.req_id, code, text)
-        bars = _bars.generate(
-            contract,
-            req.what_to_show,
-            req.bar_size,
-            req.use_rth,
-            plan.start,
-            plan.end,
-            now=self.clock.now(),  # the still-forming bar stops at "now", as on TWS
-        )
-        if not bars:
+        count, body = self._bar_body(s, contract, req, plan.start, plan.end)
+        if not count:
             self._close_slot(key)
             err = _history.no_data_error(contract, req.what_to_show)
             s.error(req.req_id, err.code, err.text)
             return
-        wire = self._wire_bars(s, contract, req, bars)
         start_text = _bars.format_window_time(
             plan.start, s.server_version, contract.time_zone_id, self.login_tz
         )
         end_text = _bars.format_window_time(
             plan.end, s.server_version, contract.time_zone_id, self.login_tz
         )
-        frame = m.historical_data_fields(req.req_id, start_text, end_text, wire)
+        frame = m.historical_data_frame(req.req_id, start_text, end_text, count, body)
         if req.keep_up_to_date:
             sub = _Subscription(key, contract, req)
             with self._lock:
@@ -671,9 +666,52 @@ class Simulator:
                 sub.handle = self._scheduler.call_every(
                     self.update_interval, lambda: self._update(s, sub)
                 )
-            s.send_many([frame], key=key)
+            s.enqueue(frame, held=True, key=key)
         else:
-            s.send_many([frame], key=key, on_sent=lambda: self._close_slot(key))
+            s.enqueue(frame, held=True, key=key, on_sent=lambda: self._close_slot(key))
+
+    def _bar_body(
+        self,
+        s: _Session,
+        c: SimContract,
+        req: m.HistoricalRequest,
+        start: dt.datetime,
+        end: dt.datetime,
+    ) -> tuple[int, bytes]:
+        """The bars of ``[start, end)``, encoded: ``(count, fields)``.
+
+        Intraday bars are produced session by session, and a session wholly inside the
+        window and already over is encoded once and kept in an LRU cache: the generator is
+        deterministic, so the bytes are the same for every request that contains it.
+        """
+        now = self.clock.now()
+
+        def encode(lo: dt.datetime, hi: dt.datetime) -> tuple[int, bytes]:
+            bars = _bars.generate(c, req.what_to_show, req.bar_size, req.use_rth, lo, hi, now=now)
+            return len(bars), m.encode_bar_fields(
+                [
+                    (w.date, w.open, w.high, w.low, w.close, w.volume, w.wap, w.count)
+                    for w in self._wire_bars(s, c, req, bars)
+                ]
+            )
+
+        if not _bars.is_intraday(req.bar_size):
+            return encode(start, end)
+        form = (req.format_date, s.server_version >= m.INSTRUMENT_TIMEZONE, self.login_tz)
+        total, parts = 0, []
+        for sess in _bars.sessions(c, req.use_rth, start, end):
+            lo, hi = max(start, sess.start), min(end, sess.end)
+            if lo == sess.start and hi == sess.end and hi <= now:
+                key = (c.con_id, req.what_to_show, req.bar_size, req.use_rth, sess.date, form)
+                part = self._bar_cache.get(key)
+                if part is None:
+                    part = encode(lo, hi)
+                    self._bar_cache.put(key, part)
+            else:
+                part = encode(lo, hi)
+            total += part[0]
+            parts.append(part[1])
+        return total, b"".join(parts)
 
     def _wire_bars(
         self, s: _Session, c: SimContract, req: m.HistoricalRequest, bars: list[_bars.SimBar]
@@ -1171,6 +1209,37 @@ _HANDLERS: dict[int, Callable[[_Session, list[str]], None]] = {
     m.OUT_REQ_EXECUTIONS: _Session.on_executions,
     m.OUT_REQ_ACCOUNT_SUMMARY: _Session.on_account_summary,
 }
+
+
+class _ByteLRU:
+    """A thread-safe LRU of ``(count, bytes)`` values bounded by their total size."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._size = 0
+        self._items: collections.OrderedDict[object, tuple[int, bytes]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: object) -> tuple[int, bytes] | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: object, value: tuple[int, bytes]) -> None:
+        size = len(value[1])
+        if size > self._limit:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._size -= len(old[1])
+            self._items[key] = value
+            self._size += size
+            while self._size > self._limit:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped[1])
 
 
 class _Scheduler:
