@@ -369,10 +369,10 @@ def test_keep_up_to_date_sends_updates_until_cancelled(
         o, cl, h, lo = (float(x) for x in update[4:8])
         assert lo <= min(o, cl) <= max(o, cl) <= h
         c.send(25, 1, 5)
-        c.read_until(lambda f: f[0] == "4" and f[3] == "162")
-        time.sleep(0.1)
+        sim.received.wait_for("cancelHistoricalData", timeout=2)
+        time.sleep(0.1)  # an update already queued may still arrive
         c._buf = b""
-        assert c.silent_for(0.3)
+        assert c.silent_for(0.3), "no updates and no error after the cancel"
     assert sim.stats.open_historical == 0
 
 

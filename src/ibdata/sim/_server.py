@@ -723,13 +723,18 @@ class Simulator:
         return [m.WireBar(*_bars.bar_fields(b, date(b), tick)) for b in bars]
 
     def _update(self, s: _Session, sub: _Subscription) -> None:
-        """Send a historicalDataUpdate with the bar that contains "now"."""
+        """Send a historicalDataUpdate with the bar that contains "now", cut at "now"."""
         now = self.clock.now()
         req = sub.request
-        seconds = _bars.BAR_SIZES[req.bar_size]
-        window = dt.timedelta(seconds=max(seconds, 1) * 2 + 1)
+        size = dt.timedelta(seconds=max(_bars.BAR_SIZES[req.bar_size], 1))
         bars = _bars.generate(
-            sub.contract, req.what_to_show, req.bar_size, req.use_rth, now - window, now, now=now
+            sub.contract,
+            req.what_to_show,
+            req.bar_size,
+            req.use_rth,
+            now - 2 * size,
+            now + size,  # the bar that starts at or before now, whatever its length
+            now=now,
         )
         if not bars:
             return
@@ -737,7 +742,8 @@ class Simulator:
         s.send(m.historical_data_update_fields(req.req_id, "-1", bar))
 
     def handle_cancel_historical(self, s: _Session, fields: list[str]) -> None:
-        """cancelHistoricalData: 162 "query cancelled" if running, 366 if unknown."""
+        """cancelHistoricalData: 162 "query cancelled" if its answer is still pending, silence
+        for a keepUpToDate subscription, 366 if unknown."""
         cur = m.FieldCursor(fields)
         cur.integer()  # version
         req_id = cur.integer()
@@ -746,8 +752,11 @@ class Simulator:
             sub = self._subs.pop(key, None)
             if sub is not None:
                 self._scheduler.cancel(sub.handle)
-        running = sub is not None or s.cancel_pending(key)
-        if running:
+        if sub is not None:
+            # A live subscription just stops: no answer (TWS's reply is unverified, and a
+            # 162 for a finished request is logged as an error by ib_async).
+            self._close_slot(key)
+        elif s.cancel_pending(key):
             self._close_slot(key)
             s.error(req_id, 162, f"{HMDS}API historical data query cancelled: {req_id}")
         else:
