@@ -929,9 +929,10 @@ class _Session:
                 for item in self._queue:
                     if item.held and self.sim._outage:
                         continue
-                    if item.due > now:
-                        wait = item.due - now
-                        break
+                    if item.due > now:  # later items sent without latency may go first
+                        left = item.due - now
+                        wait = left if wait is None else min(wait, left)
+                        continue
                     batch.append(item)
                 if batch:
                     for item in batch:
