@@ -1,9 +1,82 @@
 """ibdata: historical bars and contract data from Interactive Brokers.
 
+A typed, blocking, thread-safe client on IB's official ``ibapi``::
+
+    import ibdata
+
+    with ibdata.Client("127.0.0.1", 7497) as ib:
+        bars = ib.get_historical_bars("AAPL", duration="1 W", bar_size="1 day")
+
 The gateway simulator lives in :mod:`ibdata.sim` and is imported only on demand.
 """
 
+from ibdata._client import Client
 from ibdata._version import __version__
+from ibdata.exceptions import (
+    AmbiguousContractError,
+    ConnectError,
+    ConnectionLostError,
+    ConnectTimeoutError,
+    ContractNotFoundError,
+    IBDataError,
+    NoDataError,
+    NotConnectedError,
+    PacingViolationError,
+    PermissionDeniedError,
+    RequestError,
+    RequestTimeoutError,
+    SessionError,
+    UnknownProductError,
+)
+from ibdata.models import (
+    Bar,
+    Bars,
+    BarSize,
+    ConnectivityEvent,
+    Contract,
+    ContractDetails,
+    ContractSpec,
+    FarmState,
+    Health,
+    SecType,
+    TradingSession,
+    WhatToShow,
+)
 from ibdata.pacing import PacingRules
+from ibdata.registry import ContractMonth, Product, ProductRegistry, default_registry
 
-__all__ = ["PacingRules", "__version__"]
+__all__ = [
+    "AmbiguousContractError",
+    "Bar",
+    "BarSize",
+    "Bars",
+    "Client",
+    "ConnectError",
+    "ConnectTimeoutError",
+    "ConnectionLostError",
+    "ConnectivityEvent",
+    "Contract",
+    "ContractDetails",
+    "ContractMonth",
+    "ContractNotFoundError",
+    "ContractSpec",
+    "FarmState",
+    "Health",
+    "IBDataError",
+    "NoDataError",
+    "NotConnectedError",
+    "PacingRules",
+    "PacingViolationError",
+    "PermissionDeniedError",
+    "Product",
+    "ProductRegistry",
+    "RequestError",
+    "RequestTimeoutError",
+    "SecType",
+    "SessionError",
+    "TradingSession",
+    "UnknownProductError",
+    "WhatToShow",
+    "__version__",
+    "default_registry",
+]

@@ -1,0 +1,596 @@
+"""The Client: a typed, blocking, thread-safe facade over one TWS API session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import threading
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from importlib import metadata
+from typing import Any, TypeVar
+
+import attrs
+
+from ibdata import _convert
+from ibdata import _validate as v
+from ibdata._connection import Connection
+from ibdata._requests import Pending
+from ibdata.exceptions import (
+    AmbiguousContractError,
+    ConnectError,
+    ContractNotFoundError,
+    NotConnectedError,
+    RequestTimeoutError,
+)
+from ibdata.models import (
+    Bars,
+    BarSize,
+    ContractDetails,
+    ContractSpec,
+    Health,
+    SecType,
+    WhatToShow,
+)
+from ibdata.registry import ProductRegistry, default_registry
+
+log = logging.getLogger("ibdata")
+
+T = TypeVar("T")
+
+#: Random client ids are drawn from this range (TWS accepts 0..2147483646).
+CLIENT_ID_RANGE = (1_000, 999_999)
+#: How many random client ids to try when TWS answers 326 (id in use).
+CLIENT_ID_ATTEMPTS = 5
+#: How long resolved contract details are reused before asking TWS again.
+DETAILS_TTL = 3600.0
+
+
+def _ibapi_version() -> str:
+    try:
+        return metadata.version("ibapi")
+    except metadata.PackageNotFoundError:  # installed from IB's download, not from PyPI
+        import ibapi
+
+        getter = getattr(ibapi, "get_version_string", None)
+        return str(getter()) if callable(getter) else "unknown"
+
+
+class Client:
+    """A blocking, thread-safe client for historical bars and contract data from TWS.
+
+    One client holds one TWS API session, shared by every thread that uses it. Each call
+    blocks until IB has answered, IB has reported an error (raised as an
+    :class:`~ibdata.exceptions.IBDataError`), or the call's timeout has passed (raised as
+    :class:`~ibdata.exceptions.RequestTimeoutError`, after IB's cancel was sent). A call
+    never returns an empty result where IB reported an error.
+
+    Args:
+        host: TWS / IB Gateway host.
+        port: its API port: TWS 7497 (paper) / 7496 (live), IB Gateway 4002 / 4001.
+        client_id: the API client id; None picks a random one and picks another if TWS says
+            it is in use (error 326). A fixed id that is in use raises
+            :class:`~ibdata.exceptions.ConnectError`.
+        connect_timeout: seconds (or a timedelta) to wait for the session to be ready.
+        timeout: default seconds for each request; every ``get_*`` takes ``timeout=`` too.
+        auto_reconnect: after an unexpected drop, reconnect in the background with
+            exponential backoff and jitter, between ``reconnect_min_delay`` and
+            ``reconnect_max_delay`` seconds. Requests made meanwhile wait for the session up
+            to their timeout, then raise :class:`~ibdata.exceptions.NotConnectedError`.
+        registry: product codes to resolve (``EURBBL``, ``UST10YZ5``); the default registry
+            if None.
+        reconnect_min_delay: first backoff delay in seconds.
+        reconnect_max_delay: largest backoff delay in seconds.
+
+    Raises:
+        ValueError: an argument is out of range.
+        TypeError: an argument has the wrong type.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 7497,
+        *,
+        client_id: int | None = None,
+        connect_timeout: float | dt.timedelta = 10.0,
+        timeout: float | dt.timedelta = 60.0,
+        auto_reconnect: bool = True,
+        registry: ProductRegistry | None = None,
+        reconnect_min_delay: float | dt.timedelta = 0.5,
+        reconnect_max_delay: float | dt.timedelta = 30.0,
+    ) -> None:
+        self.host = v.text(host, "host", max_len=255)
+        self.port = v.port(port)
+        self._fixed_id = v.client_id(client_id)
+        self.connect_timeout = v.seconds(connect_timeout, "connect_timeout")
+        self.timeout = v.seconds(timeout, "timeout")
+        self.auto_reconnect = v.flag(auto_reconnect, "auto_reconnect")
+        if registry is not None and not isinstance(registry, ProductRegistry):
+            raise TypeError(f"registry must be a ProductRegistry or None, got {registry!r}")
+        self.registry = registry if registry is not None else default_registry()
+        self.reconnect_min_delay = v.seconds(reconnect_min_delay, "reconnect_min_delay")
+        self.reconnect_max_delay = v.seconds(reconnect_max_delay, "reconnect_max_delay")
+        if self.reconnect_max_delay < self.reconnect_min_delay:
+            raise ValueError("reconnect_max_delay must be >= reconnect_min_delay")
+        self._cond = threading.Condition()
+        self._conn: Connection | None = None
+        self._connecting = False
+        self._closed = False
+        self._started = False
+        self._reconnects = 0
+        self._stop = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._details: dict[ContractSpec, tuple[float, list[ContractDetails]]] = {}
+        self._last_client_id: int | None = self._fixed_id
+
+    @classmethod
+    def from_env(cls, **options: Any) -> Client:
+        """A client configured from ``IB_HOST``, ``IB_PORT`` and ``IB_CLIENT_ID``.
+
+        The older HTTP server's variables; unset ones keep the defaults (127.0.0.1, 7497,
+        a random client id). ``options`` are passed on to :class:`Client`.
+
+        Raises:
+            ValueError: a variable is set to something invalid (the message names it).
+        """
+        env = os.environ
+        kwargs: dict[str, Any] = dict(options)
+        if env.get("IB_HOST"):
+            kwargs.setdefault("host", env["IB_HOST"])
+        for var, key in (("IB_PORT", "port"), ("IB_CLIENT_ID", "client_id")):
+            raw = env.get(var, "").strip()
+            if raw:
+                try:
+                    kwargs.setdefault(key, int(raw))
+                except ValueError:
+                    raise ValueError(f"{var} must be an integer, got {raw!r}") from None
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"invalid IB_* environment: {exc}") from exc
+
+    # ------------------------------------------------------------------ session
+    def connect(self) -> Client:
+        """Connect and wait until TWS is ready for requests; returns ``self``.
+
+        Blocks up to ``connect_timeout`` seconds (for each client id tried).
+
+        Raises:
+            ConnectError: refused, handshake failed, or the fixed client id is in use.
+            ConnectTimeoutError: the session was not ready in time.
+        """
+        with self._cond:
+            if self._closed:
+                raise ConnectError("this client was closed; create a new one")
+            if self._conn is not None and self._conn.ready:
+                return self
+        conn = self._open_session()
+        with self._cond:
+            self._conn = conn
+            self._started = True
+            self._cond.notify_all()
+        return self
+
+    def _open_session(self) -> Connection:
+        attempts = 1 if self._fixed_id is not None else CLIENT_ID_ATTEMPTS
+        for attempt in range(attempts):
+            cid = self._fixed_id if self._fixed_id is not None else random.randint(*CLIENT_ID_RANGE)
+            conn = Connection(self.host, self.port, cid, on_lost=self._on_lost)
+            try:
+                conn.open(self.connect_timeout)
+            except ConnectError as exc:
+                if exc.code == 326 and attempt + 1 < attempts:
+                    log.info("client id %d is in use; trying another", cid)
+                    continue
+                if exc.code == 326:
+                    raise ConnectError(
+                        f"client id {cid} is already in use at {self.host}:{self.port}; "
+                        "choose another or pass client_id=None for a random one",
+                        code=326,
+                    ) from exc
+                raise
+            self._last_client_id = cid
+            log.info(
+                "connected to %s:%d as client %d (server version %s)",
+                self.host,
+                self.port,
+                cid,
+                conn.server_version,
+            )
+            return conn
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        """Close the session and stop reconnecting; pending requests fail. Idempotent."""
+        with self._cond:
+            self._closed = True
+            conn, self._conn = self._conn, None
+            self._cond.notify_all()
+        self._stop.set()
+        if conn is not None:
+            conn.close()
+        sup = self._supervisor
+        if sup is not None and sup is not threading.current_thread():
+            sup.join(10)
+
+    def __enter__(self) -> Client:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def reconnect(self) -> None:
+        """Drop the session and establish a new one now (a new random client id unless
+        ``client_id`` was fixed). Pending requests fail with ConnectionLostError.
+
+        Blocks until the new session is ready.
+
+        Raises:
+            ConnectError: the new session could not be established.
+            ConnectTimeoutError: it was not ready in time.
+        """
+        with self._cond:
+            if self._closed:
+                raise ConnectError("this client was closed; create a new one")
+            old, self._conn = self._conn, None
+            self._connecting = True
+        try:
+            if old is not None:
+                old.close()
+            conn = self._open_session()
+        finally:
+            with self._cond:
+                self._connecting = False
+                self._cond.notify_all()
+        with self._cond:
+            self._conn = conn
+            self._reconnects += 1
+            self._started = True
+            self._cond.notify_all()
+
+    def _on_lost(self, conn: Connection) -> None:
+        """Called by a connection's reader thread when its session dropped by itself."""
+        conn.close()  # release the socket and the dispatcher thread
+        with self._cond:
+            if self._closed or conn is not self._conn:
+                return
+            self._conn = None
+            if not self.auto_reconnect or self._connecting:
+                return
+            self._connecting = True
+            self._supervisor = threading.Thread(
+                target=self._reconnect_loop, name="ibdata-reconnect", daemon=True
+            )
+            self._supervisor.start()
+
+    def _reconnect_loop(self) -> None:
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                delay = min(self.reconnect_max_delay, self.reconnect_min_delay * 2**attempt)
+                delay *= random.uniform(0.5, 1.0)
+                if self._stop.wait(delay):
+                    return
+                try:
+                    conn = self._open_session()
+                except ConnectError as exc:  # includes ConnectTimeoutError
+                    attempt += 1
+                    log.info("reconnect attempt %d failed: %s", attempt, exc)
+                    continue
+                with self._cond:
+                    if self._closed:
+                        conn.close()
+                        return
+                    self._conn = conn
+                    self._reconnects += 1
+                    self._cond.notify_all()
+                log.info("reconnected to %s:%d", self.host, self.port)
+                return
+        finally:
+            with self._cond:
+                self._connecting = False
+                self._cond.notify_all()
+
+    def _session(self, deadline: float) -> Connection:
+        """The ready session, waiting for a reconnect up to ``deadline``."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise NotConnectedError("the client is closed")
+                conn = self._conn
+                if conn is not None and conn.ready:
+                    return conn
+                if not self._started:
+                    raise NotConnectedError(
+                        "not connected: call connect() or use the client in a with block"
+                    )
+                left = deadline - time.monotonic()
+                if left <= 0 or not (self.auto_reconnect or self._connecting):
+                    raise NotConnectedError(
+                        f"not connected to TWS at {self.host}:{self.port}"
+                        + (" (still reconnecting)" if self._connecting else "")
+                    )
+                self._cond.wait(min(left, 0.5))
+
+    @property
+    def client_id(self) -> int | None:
+        """The client id of the current (or last) session."""
+        return self._last_client_id
+
+    @property
+    def connected(self) -> bool:
+        """True when the session is ready for requests."""
+        conn = self._conn
+        return conn is not None and conn.ready
+
+    # ------------------------------------------------------------------ health
+    def health(self) -> Health:
+        """The session's state now. Never raises and never blocks on TWS."""
+        now = dt.datetime.now(dt.timezone.utc)
+        try:
+            conn = self._conn
+            ready = conn is not None and conn.ready
+            if ready and conn is not None:
+                broken = any(s.value == "broken" for s in conn.farms.values())
+                status = "degraded" if (conn.degraded or broken) else "healthy"
+            elif self._connecting:
+                status = "connecting"
+            else:
+                status = "disconnected"
+            return Health(
+                status=status,
+                connected=conn is not None and conn.alive,
+                ready=ready,
+                host=self.host,
+                port=self.port,
+                client_id=self._last_client_id,
+                server_version=conn.server_version if conn is not None else None,
+                accounts=conn.accounts if conn is not None else (),
+                farms=dict(conn.farms) if conn is not None else {},
+                last_connectivity_event=conn.last_event if conn is not None else None,
+                connected_since=conn.connected_since if ready and conn is not None else None,
+                reconnect_count=self._reconnects,
+                ibapi_version=_ibapi_version(),
+                timestamp=now,
+            )
+        except Exception:  # health() is for monitoring: it must answer whatever happened
+            log.exception("health() failed to read the session state")
+            return Health(
+                status="disconnected",
+                connected=False,
+                ready=False,
+                host=self.host,
+                port=self.port,
+                client_id=self._last_client_id,
+                server_version=None,
+                accounts=(),
+                farms={},
+                last_connectivity_event=None,
+                connected_since=None,
+                reconnect_count=self._reconnects,
+                ibapi_version="unknown",
+                timestamp=now,
+            )
+
+    # ------------------------------------------------------------------ requests
+    def _deadline(self, timeout: object) -> tuple[float, float]:
+        seconds = v.optional_seconds(timeout, "timeout")
+        limit = self.timeout if seconds is None else seconds
+        return limit, time.monotonic() + limit
+
+    def _wait(self, conn: Connection, p: Pending[T], limit: float, deadline: float) -> T:
+        try:
+            return p.future.result(timeout=max(deadline - time.monotonic(), 0.0))
+        except FutureTimeout:
+            if conn.table.abandon(p.req_id) is None:
+                return p.future.result()  # settled at the deadline: take the answer
+            if p.cancel is not None:
+                p.cancel()
+            raise RequestTimeoutError(p.req_id, limit, p.kind) from None
+
+    def resolve(
+        self,
+        instrument: str | ContractSpec,
+        *,
+        sec_type: SecType | str | None = None,
+        exchange: str | None = None,
+        currency: str | None = None,
+        include_expired: bool = False,
+    ) -> ContractSpec:
+        """The :class:`~ibdata.models.ContractSpec` ibdata sends for ``instrument``.
+
+        A product code from the registry (``EURBBL``: the continuous future;
+        ``EURBBLM25``: that contract month), a plain symbol (a stock on SMART in USD unless
+        ``sec_type``/``exchange``/``currency`` say otherwise), or a ContractSpec (the
+        keyword arguments, when given, override its fields). Sends nothing.
+
+        Raises:
+            ValueError: an argument is invalid.
+            TypeError: ``instrument`` is neither a string nor a ContractSpec.
+        """
+        overrides: dict[str, Any] = {}
+        if sec_type is not None:
+            overrides["sec_type"] = v.sec_type(sec_type)
+        if exchange is not None:
+            overrides["exchange"] = v.text(exchange, "exchange")
+        if currency is not None:
+            overrides["currency"] = v.text(currency, "currency")
+        if v.flag(include_expired, "include_expired"):
+            overrides["include_expired"] = True
+        if isinstance(instrument, ContractSpec):
+            spec = instrument
+        elif isinstance(instrument, str):
+            v.text(instrument, "instrument")
+            found = self.registry.lookup(instrument)
+            spec = found if found is not None else ContractSpec(instrument.upper())
+        else:
+            raise TypeError(
+                f"instrument must be a product code, a symbol or a ContractSpec, got {instrument!r}"
+            )
+        if overrides:
+            spec = attrs.evolve(spec, **overrides)
+        return spec
+
+    def get_contract_details(
+        self,
+        instrument: str | ContractSpec,
+        *,
+        sec_type: SecType | str | None = None,
+        exchange: str | None = None,
+        currency: str | None = None,
+        include_expired: bool = False,
+        timeout: float | dt.timedelta | None = None,
+    ) -> list[ContractDetails]:
+        """Every contract IB lists for ``instrument`` (see :meth:`resolve`).
+
+        A futures product without a month gives its continuous contract (one entry, the
+        front month); a FUT spec without an expiry gives every live expiry.
+
+        Blocks until TWS answers or ``timeout`` (default: the client's) passes.
+
+        Raises:
+            ContractNotFoundError: IB knows no such contract (200).
+            RequestError: IB reported another error.
+            RequestTimeoutError: no answer in time.
+            NotConnectedError: no session within the timeout.
+            ConnectionLostError: the session dropped during the request.
+            ValueError: an argument is invalid (nothing was sent).
+        """
+        spec = self.resolve(
+            instrument,
+            sec_type=sec_type,
+            exchange=exchange,
+            currency=currency,
+            include_expired=include_expired,
+        )
+        limit, deadline = self._deadline(timeout)
+        return self._contract_details(spec, limit, deadline)
+
+    def _contract_details(
+        self, spec: ContractSpec, limit: float, deadline: float
+    ) -> list[ContractDetails]:
+        conn = self._session(deadline)
+        contract = _convert.to_ib_contract(spec)
+
+        def send(client: Any, req_id: int) -> None:
+            client.reqContractDetails(req_id, contract)
+
+        def build(items: list[Any], extra: Any) -> list[ContractDetails]:
+            return [_convert.contract_details(cd) for cd in items]
+
+        p = conn.request("contract details", send, build=build)
+        details: list[ContractDetails] = self._wait(conn, p, limit, deadline)
+        self._details[spec] = (time.monotonic(), details)
+        return details
+
+    def _one_contract(self, spec: ContractSpec, limit: float, deadline: float) -> ContractDetails:
+        cached = self._details.get(spec)
+        if cached is not None and time.monotonic() - cached[0] < DETAILS_TTL:
+            details = cached[1]
+        else:
+            details = self._contract_details(spec, limit, deadline)
+        if not details:
+            raise ContractNotFoundError(200, f"IB lists no contract for {spec.describe()}")
+        if len(details) > 1:
+            raise AmbiguousContractError(
+                200,
+                f"{spec.describe()} matches {len(details)} contracts; give an expiry, a local "
+                "symbol or a con_id (candidates are on the exception)",
+                candidates=tuple(d.contract for d in details),
+            )
+        return details[0]
+
+    def get_historical_bars(
+        self,
+        instrument: str | ContractSpec,
+        *,
+        duration: str = "1 D",
+        bar_size: BarSize | str = BarSize.ONE_HOUR,
+        what_to_show: WhatToShow | str = WhatToShow.TRADES,
+        end: dt.datetime | None = None,
+        use_rth: bool = False,
+        timeout: float | dt.timedelta | None = None,
+        sec_type: SecType | str | None = None,
+        exchange: str | None = None,
+        currency: str | None = None,
+    ) -> Bars:
+        """Historical bars for ``duration`` up to ``end`` (now if None).
+
+        Args:
+            instrument: a product code, a symbol or a ContractSpec (see :meth:`resolve`).
+            duration: IB's duration ``"<n> <S|D|W|M|Y>"``: ``"3600 S"``, ``"1 D"``, ``"1 W"``,
+                ``"1 M"``, ``"1 Y"`` (at most 365 D, 52 W, 12 M).
+            bar_size: a :class:`~ibdata.models.BarSize` or IB's string (``"1 hour"``).
+            what_to_show: a :class:`~ibdata.models.WhatToShow` or IB's string.
+            end: a timezone-aware datetime; naive datetimes are refused.
+            use_rth: only bars inside regular trading hours.
+            timeout: seconds for the whole call (contract lookup and bars).
+            sec_type: overrides the security type (default STK for plain symbols).
+            exchange: overrides the exchange (default SMART for plain symbols).
+            currency: overrides the currency (default USD for plain symbols).
+
+        Returns:
+            The bars, oldest first, with the contract IB resolved and the request's metadata.
+            Intraday bars carry UTC datetimes; daily and longer bars the session date.
+
+        Blocks until TWS answers or ``timeout`` (default: the client's) passes.
+
+        Raises:
+            ContractNotFoundError: IB knows no such contract.
+            AmbiguousContractError: the instrument matches several contracts.
+            NoDataError: IB has no bars in the window (162 "HMDS query returned no data").
+            PacingViolationError: IB refused the request for pacing.
+            PermissionDeniedError: no market-data permission for the instrument.
+            RequestError: IB reported another error (e.g. 321 invalid request, 10339).
+            RequestTimeoutError: no answer in time; the request was cancelled at IB.
+            NotConnectedError: no session within the timeout.
+            ConnectionLostError: the session dropped during the request.
+            ValueError: an argument is invalid (nothing was sent).
+            TypeError: an argument has the wrong type (nothing was sent).
+        """
+        size = v.bar_size(bar_size)
+        show = v.what_to_show(what_to_show)
+        span = v.duration(duration)
+        end_at = v.optional_aware(end, "end")
+        rth = v.flag(use_rth, "use_rth")
+        spec = self.resolve(instrument, sec_type=sec_type, exchange=exchange, currency=currency)
+        limit, deadline = self._deadline(timeout)
+        details = self._one_contract(spec, limit, deadline)
+        conn = self._session(deadline)
+        contract = _convert.to_ib_contract(spec)
+        end_text = _convert.end_date_time(end_at)
+        format_date = 2  # epoch seconds for intraday bars: no zone to guess
+
+        def send(client: Any, req_id: int) -> None:
+            client.reqHistoricalData(
+                req_id, contract, end_text, span, size.value, show.value, int(rth),
+                format_date, False, [],
+            )  # fmt: skip
+
+        def cancel(client: Any, req_id: int) -> None:
+            client.cancelHistoricalData(req_id)
+
+        login_tz = conn.login_tz
+
+        def build(items: list[Any], extra: Any) -> Bars:
+            if isinstance(extra, _convert.BarColumns):
+                columns = extra
+            else:
+                start, stop = extra if extra else ("", "")
+                columns = _convert.columns_from_bar_data(items, start, stop)
+            return _convert.build_bars(
+                columns,
+                contract=details.contract,
+                bar_size=size,
+                what_to_show=show,
+                use_rth=rth,
+                time_zone=details.time_zone_id,
+                login_tz=login_tz,
+            )
+
+        p = conn.request("historical bars", send, build=build, cancel=cancel)
+        bars: Bars = self._wait(conn, p, limit, deadline)
+        return bars

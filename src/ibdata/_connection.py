@@ -1,0 +1,526 @@
+"""One TWS session: the socket, the handshake, a reader and a dispatcher thread.
+
+ibdata owns the socket and its reading; ``ibapi`` encodes every request (``EClient``) and
+decodes every message (``Decoder``) except historical bars, which are parsed straight into
+columns. Owning the reader shields users from ibapi 9.81.1's defects:
+
+* its reader drops a burst whose size is an exact multiple of 4096 bytes when the socket
+  then stays idle; ours reads whatever arrives and never discards;
+* a zero-length frame stalls its reader forever; ours skips it;
+* an exception in its decoder kills its message loop; ours fails that one request and goes
+  on with the next message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import inspect
+import logging
+import queue
+import re
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ibapi import decoder as ib_decoder
+from ibapi.client import EClient
+from ibapi.server_versions import MAX_CLIENT_VER, MIN_CLIENT_VER
+
+from ibdata import _convert
+from ibdata._requests import Pending, RequestTable
+from ibdata._wrapper import Wrapper
+from ibdata.exceptions import (
+    ConnectError,
+    ConnectionLostError,
+    ConnectTimeoutError,
+    NotConnectedError,
+    RequestError,
+    error_for,
+    is_informational,
+)
+from ibdata.models import ConnectivityEvent, FarmState
+
+log = logging.getLogger("ibdata")
+
+_LEN = struct.Struct(">I")
+#: The largest frame accepted from TWS (ibapi's own limit is 0xFFFFFF).
+MAX_FRAME = 0xFFFFFF
+#: Historical data (17) carries start/end strings below this server version.
+HISTORICAL_DATA_END = 196
+
+_FARM_STATES = {
+    2103: FarmState.BROKEN,
+    2104: FarmState.OK,
+    2105: FarmState.BROKEN,
+    2106: FarmState.OK,
+    2107: FarmState.INACTIVE,
+    2108: FarmState.INACTIVE,
+    2119: FarmState.CONNECTING,
+    2157: FarmState.BROKEN,
+    2158: FarmState.OK,
+}
+_CONNECTIVITY = {1100, 1101, 1102, 1300, 2110}
+#: Where the request id sits in messages that carry one: msg id -> field index.
+_REQ_ID_INDEX = {17: 1, 52: 2, 88: 1, 90: 1, 106: 1, 108: 1}
+
+
+class ProtocolError(Exception):
+    """TWS broke the framing; the session cannot continue."""
+
+
+class _Framer:
+    """Cuts TWS's byte stream into frame payloads; zero-length frames are skipped."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        buf = self._buf
+        out: list[bytes] = []
+        pos = 0
+        while len(buf) - pos >= 4:
+            (size,) = _LEN.unpack_from(buf, pos)
+            if size > MAX_FRAME:
+                raise ProtocolError(f"TWS sent a frame of {size} bytes")
+            if len(buf) - pos - 4 < size:
+                break
+            if size:
+                out.append(bytes(buf[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        if pos:
+            del buf[:pos]
+        return out
+
+
+class _Transport:
+    """What ``EClient`` calls ``conn``: sends under a lock; ibdata does the reading."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+        self.open = True
+
+    def sendMsg(self, msg: bytes) -> int:  # noqa: N802  # ibapi's name
+        with self._lock:
+            if not self.open:
+                raise OSError("not connected")
+            self._sock.sendall(msg)
+        return len(msg)
+
+    def isConnected(self) -> bool:  # noqa: N802
+        return self.open
+
+    def disconnect(self) -> None:
+        self.open = False
+
+
+def _farm_name(text: str) -> str:
+    if ":" in text:
+        return text.rsplit(":", 1)[1].strip()
+    if "demand." in text:
+        return text.rsplit("demand.", 1)[1].strip()
+    return text.strip()
+
+
+_ZONE_ABBREVIATIONS = {
+    "UTC": "UTC",
+    "GMT": "UTC",
+    "EST": "America/New_York",
+    "EDT": "America/New_York",
+    "CST": "America/Chicago",
+    "CDT": "America/Chicago",
+    "MST": "America/Denver",
+    "MDT": "America/Denver",
+    "PST": "America/Los_Angeles",
+    "PDT": "America/Los_Angeles",
+    "CET": "Europe/Berlin",
+    "CEST": "Europe/Berlin",
+    "MET": "MET",
+    "BST": "Europe/London",
+    "JST": "Asia/Tokyo",
+    "HKT": "Asia/Hong_Kong",
+}
+
+
+def login_zone(conn_time: str) -> str | None:
+    """The IANA zone of TWS's login, from the connection time (``… 15:00:00 EST``).
+
+    TWS names the zone as its host does (``EST``, ``British Summer Time``, ``Eastern
+    Standard Time``); common abbreviations and IANA names are recognised, others give None.
+    """
+    m = re.fullmatch(r"\d{8} \d\d:\d\d:\d\d (.+)", conn_time.strip())
+    if m is None:
+        return None
+    name = m.group(1).strip()
+    if name in _ZONE_ABBREVIATIONS:
+        return _ZONE_ABBREVIATIONS[name]
+    try:
+        _convert.zone(name)
+    except ValueError:
+        return None
+    return name
+
+
+class Connection:
+    """One TWS API session. Create it, :meth:`open` it once, :meth:`close` it once.
+
+    ``on_lost`` is called (from the reader thread) when the session drops on its own.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: int,
+        *,
+        on_lost: Callable[[Connection], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.table = RequestTable()
+        self.server_version: int | None = None
+        self.conn_time = ""
+        self.login_tz: str | None = None
+        self.accounts: tuple[str, ...] = ()
+        self.next_order_id: int | None = None
+        self.farms: dict[str, FarmState] = {}
+        self.last_event: ConnectivityEvent | None = None
+        self.connected_since: dt.datetime | None = None
+        self.degraded = False
+        self._on_lost = on_lost
+        self._cond = threading.Condition()
+        self._ready = False
+        self._closed = False
+        self._lost: BaseException | None = None
+        self._refusal: tuple[int, str] | None = None
+        self._sock: socket.socket | None = None
+        self._transport: _Transport | None = None
+        self._client: EClient | None = None
+        self._decoder: Any = None
+        self._interpret_takes_id = False
+        self._send_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ state
+    @property
+    def ready(self) -> bool:
+        """True once TWS sent nextValidId and until the session drops or is closed."""
+        with self._cond:
+            return self._ready and self._lost is None and not self._closed
+
+    @property
+    def alive(self) -> bool:
+        """True while the socket is open."""
+        return self._transport is not None and self._transport.open
+
+    # ------------------------------------------------------------------ opening
+    def open(self, timeout: float) -> None:
+        """Connect, handshake, start the API and wait for TWS to be ready.
+
+        Blocks until ready or ``timeout`` seconds pass.
+
+        Raises:
+            ConnectTimeoutError: not ready in time.
+            ConnectError: refused, handshake failed, or the client id is in use (326).
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=max(timeout, 0.001))
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(
+                f"no TCP connection to {self.host}:{self.port} within {timeout} s"
+            ) from exc
+        except OSError as exc:
+            raise ConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        try:
+            framer = _Framer()
+            extra = self._handshake(sock, framer, deadline)
+            self._start(sock, framer, extra)
+            self._wait_ready(deadline, timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _handshake(self, sock: socket.socket, framer: _Framer, deadline: float) -> list[bytes]:
+        hello = f"v{MIN_CLIENT_VER}..{MAX_CLIENT_VER}".encode()
+        sock.sendall(b"API\0" + _LEN.pack(len(hello)) + hello)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ConnectTimeoutError(
+                    f"{self.host}:{self.port} accepted the connection but sent no handshake "
+                    "reply in time (is it TWS / IB Gateway with the API enabled?)"
+                )
+            sock.settimeout(left)
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                raise ConnectError(f"handshake with {self.host}:{self.port} failed: {exc}") from exc
+            if not data:
+                raise ConnectError(
+                    f"{self.host}:{self.port} closed the connection during the handshake "
+                    "(too many clients, or not a TWS API port?)"
+                )
+            try:
+                frames = framer.feed(data)
+            except ProtocolError as exc:
+                raise ConnectError(f"handshake with {self.host}:{self.port}: {exc}") from exc
+            for i, payload in enumerate(frames):
+                fields = payload.split(b"\0")[:-1]
+                if len(fields) == 2:
+                    try:
+                        self.server_version = int(fields[0])
+                    except ValueError:
+                        raise ConnectError(
+                            f"{self.host}:{self.port} answered the handshake with "
+                            f"{fields[0][:20]!r}, not a server version"
+                        ) from None
+                    self.conn_time = fields[1].decode("ascii", "backslashreplace")
+                    return frames[i + 1 :]
+
+    def _start(self, sock: socket.socket, framer: _Framer, extra: list[bytes]) -> None:
+        assert self.server_version is not None
+        sock.settimeout(None)
+        self.login_tz = login_zone(self.conn_time)
+        transport = _Transport(sock)
+        wrapper = Wrapper(self)
+        client = EClient(wrapper)
+        client.host, client.port, client.clientId = self.host, self.port, self.client_id
+        client.conn = transport
+        client.serverVersion_ = self.server_version
+        client.connTime = self.conn_time
+        client.setConnState(EClient.CONNECTED)
+        self._decoder = ib_decoder.Decoder(wrapper, self.server_version)
+        params = inspect.signature(self._decoder.interpret).parameters
+        self._interpret_takes_id = "msgId" in params
+        client.decoder = self._decoder
+        self._client, self._transport = client, transport
+        for payload in extra:
+            self._queue.put(payload)
+        name = f"{self.host}:{self.port}#{self.client_id}"
+        self._threads = [
+            threading.Thread(
+                target=self._read_loop, args=(sock, framer), name=f"ibdata-reader-{name}"
+            ),
+            threading.Thread(target=self._dispatch_loop, name=f"ibdata-dispatch-{name}"),
+        ]
+        for t in self._threads:
+            t.daemon = True
+            t.start()
+        with self._send_lock:
+            client.startApi()
+
+    def _wait_ready(self, deadline: float, timeout: float) -> None:
+        with self._cond:
+            while not self._ready:
+                if self._refusal is not None:
+                    code, text = self._refusal
+                    raise ConnectError(f"TWS refused client id {self.client_id}: {text}", code=code)
+                if self._lost is not None:
+                    raise ConnectError(
+                        f"{self.host}:{self.port} closed the session before it was ready "
+                        f"({self._lost})"
+                    )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ConnectTimeoutError(
+                        f"TWS at {self.host}:{self.port} did not start the API session "
+                        f"within {timeout} s"
+                    )
+                self._cond.wait(left)
+        self.connected_since = dt.datetime.now(dt.timezone.utc)
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Close the socket and stop the threads; pending requests fail. Idempotent."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        if self._transport is not None:
+            self._transport.disconnect()
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+        self.table.fail_all(
+            lambda p: ConnectionLostError(
+                f"the session was closed while request {p.req_id} ({p.kind}) was in flight"
+            )
+        )
+        me = threading.current_thread()
+        for t in self._threads:
+            if t is not me:
+                t.join(5)
+
+    def _connection_lost(self, why: str) -> None:
+        with self._cond:
+            if self._closed or self._lost is not None:
+                return
+            self._lost = ConnectionLostError(why)
+            self._cond.notify_all()
+        if self._transport is not None:
+            self._transport.disconnect()
+        n = self.table.fail_all(
+            lambda p: ConnectionLostError(
+                f"connection to TWS lost while request {p.req_id} ({p.kind}) was in flight: {why}"
+            )
+        )
+        log.warning(
+            "connection to %s:%d lost (%s); %d requests failed", self.host, self.port, why, n
+        )
+        if self._on_lost is not None:
+            self._on_lost(self)
+
+    # ------------------------------------------------------------------ threads
+    def _read_loop(self, sock: socket.socket, framer: _Framer) -> None:
+        why = "TWS closed the connection"
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                for payload in framer.feed(data):
+                    self._queue.put(payload)
+        except ProtocolError as exc:
+            why = str(exc)
+        except OSError as exc:
+            why = f"socket error: {exc}"
+        finally:
+            self._queue.put(None)
+        self._connection_lost(why)
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            payload = self._queue.get()
+            if payload is None:
+                return
+            try:
+                self._dispatch(payload)
+            except Exception as exc:
+                self._undecodable(payload, exc)
+
+    def _dispatch(self, payload: bytes) -> None:
+        fields = payload.split(b"\0")
+        fields.pop()
+        msg_id = int(fields[0])
+        sv = self.server_version or 0
+        if msg_id == 17 and sv < HISTORICAL_DATA_END:
+            req_id, columns = _convert.parse_historical_data(fields)
+            self.on_end(req_id, columns)
+            return
+        if self._interpret_takes_id:
+            self._decoder.interpret(tuple(fields), msg_id)
+        else:
+            self._decoder.interpret(tuple(fields))
+
+    def _undecodable(self, payload: bytes, exc: Exception) -> None:
+        """A message ibdata or ibapi could not decode: fail its request, keep the session."""
+        fields = payload.split(b"\0")
+        log.error("undecodable message from TWS %r: %s", payload[:200], exc)
+        try:
+            msg_id = int(fields[0])
+            index = _REQ_ID_INDEX.get(msg_id)
+            if msg_id == 10:
+                index = 2 if (self.server_version or 0) < 164 else 1
+            if index is None or index >= len(fields):
+                return
+            req_id = int(fields[index])
+        except ValueError:
+            return
+        self.table.fail(
+            req_id,
+            RequestError(0, f"TWS sent a message ibdata could not decode: {exc}", req_id),
+        )
+
+    # ------------------------------------------------------------------ requests
+    def request(
+        self,
+        kind: str,
+        send: Callable[[EClient, int], None],
+        *,
+        build: Callable[[list[Any], Any], Any],
+        cancel: Callable[[EClient, int], None] | None = None,
+    ) -> Pending[Any]:
+        """Register a request and send it; the returned future settles exactly once.
+
+        ``build(items, extra)`` turns what arrived (and the end marker's data) into the
+        result. ``cancel`` is what to send IB if the caller gives up.
+
+        Raises:
+            NotConnectedError: the session is not ready.
+        """
+        client = self._client
+        if client is None or not self.ready:
+            raise NotConnectedError(f"not connected to TWS at {self.host}:{self.port}")
+
+        def do_cancel() -> None:
+            if cancel is not None and self.ready:
+                with contextlib.suppress(OSError), self._send_lock:
+                    cancel(client, p.req_id)
+
+        p = self.table.open(kind, do_cancel)
+        p.meta = build
+        try:
+            with self._send_lock:
+                send(client, p.req_id)
+        except OSError as exc:
+            self.table.abandon(p.req_id)
+            raise NotConnectedError(f"sending {kind} to TWS failed: {exc}") from exc
+        return p
+
+    # ------------------------------------------------------------------ callbacks
+    def on_end(self, req_id: int, extra: Any = None) -> None:
+        """A request's end marker (or its single answer) arrived."""
+        self.table.finish(req_id, lambda p: p.meta(p.items, extra))
+
+    def on_error(self, req_id: int, code: int, text: str) -> None:
+        """Route an error message: a request's failure, a notice, or a session event."""
+        if code in _FARM_STATES:
+            self.farms[_farm_name(text)] = _FARM_STATES[code]
+            log.info("TWS notice %d: %s", code, text)
+            return
+        if code in _CONNECTIVITY:
+            self.last_event = ConnectivityEvent(code, text, dt.datetime.now(dt.timezone.utc))
+            self.degraded = code in (1100, 2110)
+            log.warning("TWS connectivity %d: %s", code, text)
+            return
+        if code == 326 or (req_id == -1 and code in (502, 507)):
+            with self._cond:
+                self._refusal = (code, text)
+                self._cond.notify_all()
+            log.warning("TWS refused the session: %d %s", code, text)
+            return
+        if is_informational(code):
+            log.info("TWS notice %d for request %d: %s", code, req_id, text)
+            return
+        if req_id >= 0 and self.table.fail(req_id, error_for(code, text, req_id)):
+            return
+        log.warning("TWS error %d (request %d): %s", code, req_id, text)
+
+    def on_next_valid_id(self, order_id: int) -> None:
+        """nextValidId: the session is ready for requests."""
+        with self._cond:
+            self.next_order_id = order_id
+            self._ready = True
+            self._cond.notify_all()
+
+    def on_managed_accounts(self, accounts: str) -> None:
+        """managedAccounts: the comma-separated account list."""
+        self.accounts = tuple(a for a in accounts.split(",") if a)
+
+    def on_current_time(self, epoch: int) -> None:
+        """currentTime: logged only."""
+        log.debug("TWS time %s", epoch)
