@@ -89,5 +89,6 @@ def test_demo_prints_bars_and_the_bund_front_month() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "AAPL daily bars" in out.stdout
-    assert re.search(r"^\d{8} +\d+\.\d\d", out.stdout, re.MULTILINE)
-    assert "Euro-Bund front month: FGBL " in out.stdout
+    assert re.search(r"^\d{4}-\d\d-\d\d +\d+\.\d\d", out.stdout, re.MULTILINE)
+    assert "Euro-Bund (EURBBL, continuous):" in out.stdout
+    assert "EURBBLM25: FGBL JUN 25" in out.stdout

@@ -1,8 +1,8 @@
 """The ``ibdata`` command line.
 
 ``ibdata sim`` runs the gateway simulator until interrupted; ``ibdata demo`` starts one in
-the same process and prints bars and contract details fetched from it with IB's official
-``ibapi`` client, so a fresh install shows real data flowing with no IB account.
+the same process and prints bars and contract details fetched from it with
+:class:`ibdata.Client`, so a fresh install shows real data flowing with no IB account.
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_sim(args)
     if not args.verbose:
         # The demo prints its own output; ibapi logs every message at INFO.
-        logging.getLogger("ibapi").setLevel(logging.WARNING)
-        logging.getLogger("ibdata.sim").setLevel(logging.WARNING)
+        for name in ("ibapi", "ibdata"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     return _run_demo()
 
 
@@ -152,26 +152,34 @@ def _run_sim(args: argparse.Namespace) -> int:
 
 
 def _run_demo() -> int:
-    from ibdata._probe import IbapiProbe, future, stock
+    import ibdata
     from ibdata.sim import Simulator
 
-    with Simulator() as sim, IbapiProbe(sim.host, sim.port, client_id=1) as ib:
-        print(f"simulator on {sim.host}:{sim.port}, server version {ib.server_version}")
-        bars, start, end = ib.historical_data(
-            stock("AAPL"), duration="1 W", bar_size="1 day", what_to_show="TRADES"
+    with Simulator() as sim, ibdata.Client(sim.host, sim.port, timeout=30) as ib:
+        health = ib.health()
+        print(
+            f"simulator on {sim.host}:{sim.port}: client {health.client_id}, "
+            f"server version {health.server_version}, accounts {', '.join(health.accounts)}"
         )
-        print(f"\nAAPL daily bars, {start} .. {end}")
+        bars = ib.get_historical_bars("AAPL", duration="1 W", bar_size="1 day")
+        print(f"\nAAPL daily bars ({len(bars)}), times are session dates")
         print(f"{'date':<10} {'open':>9} {'high':>9} {'low':>9} {'close':>9} {'volume':>10}")
         for b in bars:
             print(
-                f"{b.date:<10} {b.open:>9.2f} {b.high:>9.2f} {b.low:>9.2f} "
-                f"{b.close:>9.2f} {b.volume:>10}"
+                f"{b.time!s:<10} {b.open:>9.2f} {b.high:>9.2f} {b.low:>9.2f} "
+                f"{b.close:>9.2f} {b.volume or 0:>10.0f}"
             )
-        (bund,) = ib.contract_details(future("GBL", "EUREX", "EUR", sec_type="CONTFUT"))
-        c = bund.contract
+        hourly = ib.get_historical_bars("EURBBL", duration="1 D", bar_size="1 hour")
+        last = hourly[-1]
         print(
-            f"\nEuro-Bund front month: {c.localSymbol} (conId {c.conId}), "
-            f"last trade {c.lastTradeDateOrContractMonth}, {bund.longName}, {bund.timeZoneId}"
+            f"\nEuro-Bund (EURBBL, continuous): {len(hourly)} hourly bars, last at "
+            f"{last.time:%Y-%m-%d %H:%M} UTC, close {last.close:.2f}"
+        )
+        (june,) = ib.get_contract_details("EURBBLM25")
+        c = june.contract
+        print(
+            f"EURBBLM25: {c.local_symbol} (conId {c.con_id}), last trade {c.last_trade_date}, "
+            f"{june.long_name}, {june.time_zone_id}"
         )
     return 0
 
