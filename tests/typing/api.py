@@ -1,0 +1,66 @@
+"""The public API as a user calls it; checked by ``mypy --strict`` in CI, never run.
+
+If a change breaks a signature users rely on, this file stops type-checking.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibdata
+from ibdata.sim import FixedClock, Simulator
+
+
+def use_client(sim: Simulator) -> None:
+    """Every public call of the client, with the types users get back."""
+    with ibdata.Client(sim.host, sim.port, client_id=None, timeout=30.0) as ib:
+        end = dt.datetime(2025, 3, 12, 21, tzinfo=dt.timezone.utc)
+        bars: ibdata.Bars = ib.get_historical_bars(
+            "AAPL",
+            duration="1 W",
+            bar_size=ibdata.BarSize.ONE_DAY,
+            what_to_show="TRADES",
+            end=end,
+            use_rth=True,
+            timeout=dt.timedelta(seconds=10),
+        )
+        first: ibdata.Bar = bars[0]
+        when: dt.datetime | dt.date = first.time
+        volume: float | None = first.volume
+        rows: list[dict[str, object]] = bars.to_dicts()
+        details: list[ibdata.ContractDetails] = ib.get_contract_details(
+            ibdata.ContractSpec("GBL", sec_type=ibdata.SecType.CONTFUT, exchange="EUREX")
+        )
+        con_id: int = details[0].contract.con_id
+        health: ibdata.Health = ib.health()
+        status: str = health.status
+        ib.reconnect()
+        spec: ibdata.ContractSpec = ib.resolve("EURBBLM25")
+        del when, volume, rows, con_id, status, spec
+    try:
+        ibdata.Client.from_env().connect()
+    except ibdata.ConnectError as exc:
+        code: int | None = exc.code
+        del code
+    except ibdata.IBDataError:
+        pass
+
+
+def use_registry() -> None:
+    """Product codes in and specs out."""
+    registry = ibdata.ProductRegistry()
+    spec: ibdata.ContractSpec = registry.resolve("UST10YZ5", today=dt.date(2025, 1, 1))
+    found: ibdata.ContractSpec | None = registry.lookup("AAPL")
+    del spec, found
+
+
+def use_simulator() -> None:
+    """The simulator's constructor, faults and observation."""
+    clock = FixedClock(dt.datetime(2025, 3, 12, 15, tzinfo=dt.timezone.utc))
+    with Simulator(port=0, clock=clock, pacing=ibdata.PacingRules(time_scale=10)) as sim:
+        sim.fail_next(162, request="reqHistoricalData")
+        sim.outage(0.5, data_lost=True)
+        sim.set_latency(0.1)
+        port: int = sim.port
+        count: int = sim.stats.pacing_violations
+        del port, count
