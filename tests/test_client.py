@@ -435,6 +435,24 @@ def test_from_env(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
         Client.from_env()
 
 
+def test_from_env_reads_extra_products(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """IBDATA_PRODUCTS adds products from a file to the client's registry."""
+    path = tmp_path / "products.toml"
+    path.write_text(
+        '[products.BUND]\nname = "Bund again"\nsymbol = "GBL"\ntrading_class = "FGBL"\n'
+        'exchange = "EUREX"\ncurrency = "EUR"\nmultiplier = "1000"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("IB_PORT", str(sim.port))
+    monkeypatch.setenv("IBDATA_PRODUCTS", str(path))
+    with Client.from_env(timeout=5) as c:
+        (d,) = c.get_contract_details("BUND")
+    assert d.contract.symbol == "GBL"
+    assert d.contract.sec_type == "CONTFUT"
+
+
 # ---------------------------------------------------------------------- concurrency and leaks
 
 

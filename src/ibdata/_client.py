@@ -131,7 +131,9 @@ class Client:
         """A client configured from ``IB_HOST``, ``IB_PORT`` and ``IB_CLIENT_ID``.
 
         The older HTTP server's variables; unset ones keep the defaults (127.0.0.1, 7497,
-        a random client id). ``options`` are passed on to :class:`Client`.
+        a random client id). ``IBDATA_PRODUCTS`` may name a TOML or JSON file of extra
+        products (see :meth:`ProductRegistry.from_env`). ``options`` are passed on to
+        :class:`Client` and win over the environment.
 
         Raises:
             ValueError: a variable is set to something invalid (the message names it).
@@ -147,6 +149,8 @@ class Client:
                     kwargs.setdefault(key, int(raw))
                 except ValueError:
                     raise ValueError(f"{var} must be an integer, got {raw!r}") from None
+        if "registry" not in kwargs:
+            kwargs["registry"] = ProductRegistry.from_env()
         try:
             return cls(**kwargs)
         except (TypeError, ValueError) as exc:
