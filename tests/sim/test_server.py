@@ -417,9 +417,9 @@ def test_bar_cache_gives_identical_bytes(sim_factory: Callable[..., Simulator]) 
     cached = sim_factory(pacing=None)
     fresh = sim_factory(pacing=None, bar_cache_bytes=0)
     answers = []
-    for sim in (cached, cached, fresh):
+    for client_id, sim in enumerate((cached, cached, fresh), start=1):
         with RawClient(sim.port) as c:
-            c.connect_api(1)
+            c.connect_api(client_id)  # distinct ids: the previous close may not be seen yet
             c.send(*bars_request(1, bar_size="1 min", duration="2 W", end="20250311-18:30:00"))
             answers.append(c.read_until(_is_bars(1))[-1])
     assert answers[0] == answers[1] == answers[2]
