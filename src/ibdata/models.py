@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
+from ibdata.pacing import BAR_SIZE_SECONDS
+
 if TYPE_CHECKING:
     import pandas  # type: ignore[import-untyped,unused-ignore]
 
@@ -91,29 +93,7 @@ class _CaseInsensitiveEnum(_IBEnum):
         return None
 
 
-_BAR_SECONDS: Final[Mapping[str, int]] = {
-    "1 secs": 1,
-    "5 secs": 5,
-    "10 secs": 10,
-    "15 secs": 15,
-    "30 secs": 30,
-    "1 min": 60,
-    "2 mins": 120,
-    "3 mins": 180,
-    "5 mins": 300,
-    "10 mins": 600,
-    "15 mins": 900,
-    "20 mins": 1200,
-    "30 mins": 1800,
-    "1 hour": 3600,
-    "2 hours": 7200,
-    "3 hours": 10800,
-    "4 hours": 14400,
-    "8 hours": 28800,
-    "1 day": 86400,
-    "1 week": 604800,
-    "1 month": 2592000,
-}
+_BAR_SECONDS: Final[Mapping[str, int]] = BAR_SIZE_SECONDS  # one table, shared with pacing
 
 
 class BarSize(_IBEnum):

@@ -41,6 +41,7 @@ from typing import Final
 
 import attrs
 
+from ibdata.pacing import BAR_SIZE_SECONDS
 from ibdata.sim._model import Session, SimContract, zone
 
 UTC = dt.timezone.utc
@@ -101,33 +102,7 @@ _CANONICAL: Final[Mapping[str, str]] = MappingProxyType({"1W": "1 week", "1M": "
 #: Legal bar-size strings → length in seconds. Intraday sizes are exact; ``1 day`` is 86,400,
 #: ``1 week``/``1W`` 604,800 and ``1 month``/``1M`` a nominal 30 days (monthly bars follow
 #: calendar months). ``1 sec``, ``3 months`` and ``1 year`` are not legal.
-BAR_SIZES: Final[Mapping[str, int]] = MappingProxyType(
-    {
-        "1 secs": 1,
-        "5 secs": 5,
-        "10 secs": 10,
-        "15 secs": 15,
-        "30 secs": 30,
-        "1 min": 60,
-        "2 mins": 120,
-        "3 mins": 180,
-        "5 mins": 300,
-        "10 mins": 600,
-        "15 mins": 900,
-        "20 mins": 1200,
-        "30 mins": 1800,
-        "1 hour": 3600,
-        "2 hours": 7200,
-        "3 hours": 10_800,
-        "4 hours": 14_400,
-        "8 hours": 28_800,
-        "1 day": _DAY,
-        "1 week": _WEEK,
-        "1W": _WEEK,
-        "1 month": _MONTH,
-        "1M": _MONTH,
-    }
-)
+BAR_SIZES: Final[Mapping[str, int]] = BAR_SIZE_SECONDS  # IB's table, shared with pacing
 
 #: Types whose bars carry no volume, WAP or count (all three are ``-1``).
 QUOTE_TYPES: Final = frozenset(
