@@ -36,7 +36,7 @@ from ibdata.sim._framing import (
     parse_hello,
     split_fields,
 )
-from ibdata.sim._model import UTC, SimContract, SimError, zone
+from ibdata.sim._model import UTC, ContractQuery, SimContract, SimError, zone
 from ibdata.sim._observe import Received, ReceivedLog, SimStats
 
 log = logging.getLogger("ibdata.sim")
@@ -538,11 +538,21 @@ class Simulator:
                     return f
         return None
 
-    def _permitted(self, c: SimContract) -> bool:
-        return not (
-            self._no_permission
-            and (c.symbol.upper() in self._no_permission or str(c.con_id) in self._no_permission)
-        )
+    def _resolve_permitted(self, query: ContractQuery) -> SimContract:
+        """The one contract a data request names, if its data may be served.
+
+        Raises:
+            SimError: 200/321 from the catalog, or 162 "No market data permissions".
+        """
+        c = self.catalog.resolve(query, self._today())
+        if self._no_permission and (
+            c.symbol.upper() in self._no_permission or str(c.con_id) in self._no_permission
+        ):
+            raise SimError(
+                162,
+                f"{HMDS}No market data permissions for {c.permission_exchange} {c.sec_type}",
+            )
+        return c
 
     def _today(self) -> dt.date:
         return self.clock.now().date()
@@ -603,13 +613,7 @@ class Simulator:
         if self._fail(s, req.req_id, "reqHistoricalData"):
             return
         try:
-            contract = self.catalog.resolve(req.contract, self._today())
-            if not self._permitted(contract):
-                raise SimError(
-                    162,
-                    f"{HMDS}No market data permissions for "
-                    f"{contract.permission_exchange} {contract.sec_type}",
-                )
+            contract = self._resolve_permitted(req.contract)
             plan = _history.plan_bars(
                 contract,
                 end_text=req.end,
@@ -771,13 +775,7 @@ class Simulator:
         if self._fail(s, req.req_id, "reqHeadTimestamp"):
             return
         try:
-            contract = self.catalog.resolve(req.contract, self._today())
-            if not self._permitted(contract):
-                raise SimError(
-                    162,
-                    f"{HMDS}No market data permissions for "
-                    f"{contract.permission_exchange} {contract.sec_type}",
-                )
+            contract = self._resolve_permitted(req.contract)
             text = _history.plan_head_timestamp(
                 contract, req.what_to_show, req.use_rth, req.format_date
             )
