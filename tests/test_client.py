@@ -26,7 +26,6 @@ from ibdata import (
     ContractSpec,
     NoDataError,
     NotConnectedError,
-    PacingViolationError,
     PermissionDeniedError,
     RequestError,
     RequestTimeoutError,
@@ -198,11 +197,6 @@ def test_permission_denied(sim_factory: Callable[..., Simulator]) -> None:
 @pytest.mark.parametrize(
     ("code", "text", "exc"),
     [
-        (
-            162,
-            "Historical Market Data Service error message:Historical data request pacing violation",
-            PacingViolationError,
-        ),
         (354, "Requested market data is not subscribed.", PermissionDeniedError),
         (10197, "No market data during competing live session", RequestError),
     ],
@@ -210,15 +204,14 @@ def test_permission_denied(sim_factory: Callable[..., Simulator]) -> None:
 def test_injected_errors_map_to_classes(
     sim: Simulator, client: Client, code: int, text: str, exc: type[Exception]
 ) -> None:
-    """Each IB error code raises its class from the one code table."""
+    """Each IB error code raises its class from the one code table (pacing refusals are
+    retried first: see tests/test_history_engine.py)."""
     client.get_contract_details("AAPL")  # resolved; the next request is the bars
     sim.fail_next(code, text, request="reqHistoricalData")
     with pytest.raises(exc) as err:
         client.get_historical_bars("AAPL")
     assert isinstance(err.value, RequestError)
     assert err.value.code == code
-    if isinstance(err.value, PacingViolationError):
-        assert err.value.retry_after > 0
 
 
 def test_tws_validation_error_is_raised(client: Client) -> None:

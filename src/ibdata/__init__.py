@@ -11,7 +11,9 @@ The gateway simulator lives in :mod:`ibdata.sim` and is imported only on demand.
 """
 
 from ibdata._client import Client
+from ibdata._progress import tqdm_progress
 from ibdata._version import __version__
+from ibdata.cache import BarCache, CacheWarning
 from ibdata.exceptions import (
     AmbiguousContractError,
     ConnectError,
@@ -48,8 +50,10 @@ from ibdata.registry import ContractMonth, Product, ProductRegistry, default_reg
 __all__ = [
     "AmbiguousContractError",
     "Bar",
+    "BarCache",
     "BarSize",
     "Bars",
+    "CacheWarning",
     "Client",
     "ConnectError",
     "ConnectTimeoutError",
@@ -79,4 +83,5 @@ __all__ = [
     "WhatToShow",
     "__version__",
     "default_registry",
+    "tqdm_progress",
 ]

@@ -8,21 +8,26 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from importlib import metadata
 from typing import Any, TypeVar
 
 import attrs
 
-from ibdata import _convert
+from ibdata import _convert, _planner
 from ibdata import _validate as v
 from ibdata._connection import Connection
+from ibdata._engine import LONG_BAR_SPANS, HistoryEngine, Job, Progress
+from ibdata._pacer import Pacer
 from ibdata._requests import Pending
+from ibdata.cache import BarCache
 from ibdata.exceptions import (
     AmbiguousContractError,
     ConnectError,
     ContractNotFoundError,
     NotConnectedError,
+    PacingViolationError,
     RequestTimeoutError,
 )
 from ibdata.models import (
@@ -34,11 +39,15 @@ from ibdata.models import (
     SecType,
     WhatToShow,
 )
+from ibdata.pacing import PacedRequest, PacingRules
 from ibdata.registry import ProductRegistry, default_registry
 
 log = logging.getLogger("ibdata")
 
 T = TypeVar("T")
+
+#: IB's published pacing rules: the default of every client.
+DEFAULT_PACING = PacingRules()
 
 #: Random client ids are drawn from this range (TWS accepts 0..2147483646).
 CLIENT_ID_RANGE = (1_000, 999_999)
@@ -46,6 +55,8 @@ CLIENT_ID_RANGE = (1_000, 999_999)
 CLIENT_ID_ATTEMPTS = 5
 #: How long resolved contract details are reused before asking TWS again.
 DETAILS_TTL = 3600.0
+#: How many times a request refused for pacing (by another program's load) is retried.
+PACING_RETRIES = 3
 
 
 def _ibapi_version() -> str:
@@ -83,6 +94,13 @@ class Client:
             if None.
         reconnect_min_delay: first backoff delay in seconds.
         reconnect_max_delay: largest backoff delay in seconds.
+        cache: a path (or a :class:`~ibdata.cache.BarCache`) for the on-disk cache of the
+            history engine; None keeps no cache. A path is opened here and closed by
+            :meth:`close`.
+        pacing: the rules every historical request of this client is paced by (IB's by
+            default, :class:`~ibdata.PacingRules`); None sends without pacing.
+        chunk_spans: per bar size, the IB duration of each request of a range download
+            (``{"1 min": "43200 S"}``); defaults in :data:`ibdata._planner.DEFAULT_SPANS`.
 
     Raises:
         ValueError: an argument is out of range.
@@ -101,6 +119,9 @@ class Client:
         registry: ProductRegistry | None = None,
         reconnect_min_delay: float | dt.timedelta = 0.5,
         reconnect_max_delay: float | dt.timedelta = 30.0,
+        cache: str | os.PathLike[str] | BarCache | None = None,
+        pacing: PacingRules | None = DEFAULT_PACING,
+        chunk_spans: Mapping[BarSize | str, str] | None = None,
     ) -> None:
         self.host = v.text(host, "host", max_len=255)
         self.port = v.port(port)
@@ -125,6 +146,25 @@ class Client:
         self._supervisor: threading.Thread | None = None
         self._details: dict[ContractSpec, tuple[float, list[ContractDetails]]] = {}
         self._last_client_id: int | None = self._fixed_id
+        if pacing is not None and not isinstance(pacing, PacingRules):
+            raise TypeError(f"pacing must be PacingRules or None, got {pacing!r}")
+        self.pacing = pacing
+        self._pacer = Pacer(pacing) if pacing is not None else None
+        spans: dict[BarSize, str] = dict(LONG_BAR_SPANS)
+        for size, span in (chunk_spans or {}).items():
+            spans[v.bar_size(size)] = v.text(span, "chunk_spans")
+        for size, span in spans.items():
+            _planner.validate_span(size, span)
+        self.chunk_spans: Mapping[BarSize, str] = spans
+        self._own_cache = False
+        if cache is None or isinstance(cache, BarCache):
+            self.cache = cache
+        elif isinstance(cache, (str, os.PathLike)):
+            self.cache = BarCache(cache)
+            self._own_cache = True
+        else:
+            raise TypeError(f"cache must be a path, a BarCache or None, got {cache!r}")
+        self._engine = HistoryEngine(self, self.cache)
 
     @classmethod
     def from_env(cls, **options: Any) -> Client:
@@ -219,6 +259,8 @@ class Client:
         sup = self._supervisor
         if sup is not None and sup is not threading.current_thread():
             sup.join(10)
+        if self._own_cache and self.cache is not None:
+            self.cache.close()
 
     def __enter__(self) -> Client:
         return self.connect()
@@ -511,90 +553,213 @@ class Client:
         self,
         instrument: str | ContractSpec,
         *,
-        duration: str = "1 D",
+        duration: str | None = None,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
         bar_size: BarSize | str = BarSize.ONE_HOUR,
         what_to_show: WhatToShow | str = WhatToShow.TRADES,
-        end: dt.datetime | None = None,
         use_rth: bool = False,
         timeout: float | dt.timedelta | None = None,
         sec_type: SecType | str | None = None,
         exchange: str | None = None,
         currency: str | None = None,
+        progress: Progress | None = None,
     ) -> Bars:
-        """Historical bars for ``duration`` up to ``end`` (now if None).
+        """Historical bars: ``duration`` back from ``end``, or the whole range ``[start, end)``.
+
+        With ``duration`` (default ``"1 D"``) this is one request to IB. With ``start`` it is
+        the history engine: the range is split into requests IB accepts, paced under IB's
+        rules, merged without duplicates, and cached when the client has a cache.
 
         Args:
             instrument: a product code, a symbol or a ContractSpec (see :meth:`resolve`).
             duration: IB's duration ``"<n> <S|D|W|M|Y>"``: ``"3600 S"``, ``"1 D"``, ``"1 W"``,
-                ``"1 M"``, ``"1 Y"`` (at most 365 D, 52 W, 12 M).
+                ``"1 M"``, ``"1 Y"`` (at most 365 D, 52 W, 12 M). Not with ``start``.
+            start: the range's start, timezone-aware. Not with ``duration``.
+            end: timezone-aware; None means now.
             bar_size: a :class:`~ibdata.models.BarSize` or IB's string (``"1 hour"``).
             what_to_show: a :class:`~ibdata.models.WhatToShow` or IB's string.
-            end: a timezone-aware datetime; naive datetimes are refused.
             use_rth: only bars inside regular trading hours.
-            timeout: seconds for the whole call (contract lookup and bars).
+            timeout: seconds for each request to IB (the contract lookup, and every chunk
+                of a range); waiting for the pacing rules does not count.
             sec_type: overrides the security type (default STK for plain symbols).
             exchange: overrides the exchange (default SMART for plain symbols).
             currency: overrides the currency (default USD for plain symbols).
+            progress: called as ``progress(chunks_done, chunks_total, bars_so_far)`` while a
+                range downloads (see :func:`ibdata.tqdm_progress`).
 
         Returns:
-            The bars, oldest first, with the contract IB resolved and the request's metadata.
-            Intraday bars carry UTC datetimes; daily and longer bars the session date.
+            The bars, oldest first, without duplicates, with the contract IB resolved and the
+            request's metadata. Intraday bars carry UTC datetimes; daily and longer bars the
+            session date. A range holds exactly the bars IB has in ``[start, end)`` (daily
+            and longer bars by their session date at 00:00 UTC); weekends, holidays and
+            times before the instrument's first data are simply absent.
 
-        Blocks until TWS answers or ``timeout`` (default: the client's) passes.
+        Blocks until every request has been answered.
 
         Raises:
             ContractNotFoundError: IB knows no such contract.
             AmbiguousContractError: the instrument matches several contracts.
-            NoDataError: IB has no bars in the window (162 "HMDS query returned no data").
-            PacingViolationError: IB refused the request for pacing.
+            NoDataError: IB has no bars for a single-request window (a range is empty
+                instead).
+            PacingViolationError: IB refused for pacing after the retries (another program
+                is loading the same session).
             PermissionDeniedError: no market-data permission for the instrument.
             RequestError: IB reported another error (e.g. 321 invalid request, 10339).
-            RequestTimeoutError: no answer in time; the request was cancelled at IB.
+            RequestTimeoutError: a request got no answer in time; it was cancelled at IB.
             NotConnectedError: no session within the timeout.
-            ConnectionLostError: the session dropped during the request.
-            ValueError: an argument is invalid (nothing was sent).
+            ConnectionLostError: the session dropped during a request.
+            ValueError: an argument is invalid, or a continuous future's range ends in
+                the past (nothing was sent).
             TypeError: an argument has the wrong type (nothing was sent).
         """
         size = v.bar_size(bar_size)
         show = v.what_to_show(what_to_show)
-        span = v.duration(duration)
+        if start is not None and duration is not None:
+            raise ValueError("give either start (a range) or duration, not both")
+        begin = v.optional_aware(start, "start")
+        span = v.duration(duration if duration is not None else "1 D")
         end_at = v.optional_aware(end, "end")
         rth = v.flag(use_rth, "use_rth")
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be callable, got {progress!r}")
         spec = self.resolve(instrument, sec_type=sec_type, exchange=exchange, currency=currency)
         limit, deadline = self._deadline(timeout)
-        details = self._one_contract(spec, limit, deadline)
-        conn = self._session(deadline)
-        contract = _convert.to_ib_contract(spec)
-        end_text = _convert.end_date_time(end_at)
-        format_date = 2  # epoch seconds for intraday bars: no zone to guess
+        if begin is None:
+            job = Job(spec, self._one_contract(spec, limit, deadline), size, show, rth, limit)
+            return self._request_bars(job, _convert.end_date_time(end_at), span)
+        stop = end_at if end_at is not None else dt.datetime.now(dt.timezone.utc)
+        if begin >= stop:
+            raise ValueError(f"start ({begin.isoformat()}) must be before end ({stop.isoformat()})")
 
-        def send(client: Any, req_id: int) -> None:
+        def run() -> Bars:
+            job = Job(spec, self._one_contract(spec, limit, deadline), size, show, rth, limit)
+            return self._engine.download(job, begin, stop, progress)
+
+        if progress is not None:  # a caller watching its own progress runs its own download
+            return run()
+        return self._engine.shared((spec, size, show, rth, begin, stop), run)
+
+    def _paced(
+        self,
+        kind: str,
+        request: PacedRequest,
+        limit: float,
+        send: Callable[[Connection, float], T],
+    ) -> T:
+        """Run one historical request under the pacer, retrying pacing refusals.
+
+        ``send(conn, deadline)`` makes the request and waits for its answer.
+        """
+        for attempt in range(PACING_RETRIES + 1):
+            token = object()
+            if self._pacer is not None:
+                self._pacer.acquire(request, token, None)
+            try:
+                deadline = time.monotonic() + limit
+                conn = self._session(deadline)
+                return send(conn, deadline)
+            except PacingViolationError as exc:
+                if attempt == PACING_RETRIES:
+                    raise
+                rules = self.pacing or DEFAULT_PACING
+                wait = rules.effective_identical_window * (attempt + 1)
+                log.warning(
+                    "%s refused for pacing (%s); retry %d in %.1f s",
+                    kind,
+                    exc,
+                    attempt + 1,
+                    wait,
+                )
+                self._stop.wait(wait)
+            finally:
+                if self._pacer is not None:
+                    self._pacer.release(token)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request_bars(self, job: Job, end_text: str, duration: str) -> Bars:
+        """One reqHistoricalData, paced; the building block of every bar call."""
+        spec, details, size, show, rth, limit = (
+            job.spec,
+            job.details,
+            job.size,
+            job.show,
+            job.rth,
+            job.limit,
+        )
+        contract = _convert.to_ib_contract(spec)
+        format_date = 2  # epoch seconds for intraday bars: no zone to guess
+        paced = PacedRequest(
+            contract=str(details.contract.con_id),
+            exchange=spec.exchange,
+            what_to_show=show.value,
+            bar_size=size.value,
+            identity=(end_text, duration, str(rth), str(format_date)),
+        )
+
+        def send_req(client: Any, req_id: int) -> None:
             client.reqHistoricalData(
-                req_id, contract, end_text, span, size.value, show.value, int(rth),
+                req_id, contract, end_text, duration, size.value, show.value, int(rth),
                 format_date, False, [],
             )  # fmt: skip
 
         def cancel(client: Any, req_id: int) -> None:
             client.cancelHistoricalData(req_id)
 
-        login_tz = conn.login_tz
+        def send(conn: Connection, deadline: float) -> Bars:
+            login_tz = conn.login_tz
 
-        def build(items: list[Any], extra: Any) -> Bars:
-            if isinstance(extra, _convert.BarColumns):
-                columns = extra
-            else:
-                start, stop = extra if extra else ("", "")
-                columns = _convert.columns_from_bar_data(items, start, stop)
-            return _convert.build_bars(
-                columns,
-                contract=details.contract,
-                bar_size=size,
-                what_to_show=show,
-                use_rth=rth,
-                time_zone=details.time_zone_id,
-                login_tz=login_tz,
-            )
+            def build(items: list[Any], extra: Any) -> Bars:
+                if isinstance(extra, _convert.BarColumns):
+                    columns = extra
+                else:
+                    first, last = extra if extra else ("", "")
+                    columns = _convert.columns_from_bar_data(items, first, last)
+                return _convert.build_bars(
+                    columns,
+                    contract=details.contract,
+                    bar_size=size,
+                    what_to_show=show,
+                    use_rth=rth,
+                    time_zone=details.time_zone_id,
+                    login_tz=login_tz,
+                )
 
-        p = conn.request("historical bars", send, build=build, cancel=cancel)
-        bars: Bars = self._wait(conn, p, limit, deadline)
-        return bars
+            p = conn.request("historical bars", send_req, build=build, cancel=cancel)
+            bars: Bars = self._wait(conn, p, limit, deadline)
+            return bars
+
+        return self._paced("historical bars", paced, limit, send)
+
+    def _request_head(self, job: Job) -> dt.datetime:
+        """reqHeadTimestamp (paced like a small-bar request), then its cancel, which frees
+        the open-request slot TWS keeps for it."""
+        spec, details, show, rth, limit = job.spec, job.details, job.show, job.rth, job.limit
+        contract = _convert.to_ib_contract(spec)
+        paced = PacedRequest(
+            contract=str(details.contract.con_id),
+            exchange=spec.exchange,
+            what_to_show=show.value,
+            identity=(str(rth),),
+            head_timestamp=True,
+        )
+
+        def send_req(client: Any, req_id: int) -> None:
+            client.reqHeadTimeStamp(req_id, contract, show.value, int(rth), 2)
+
+        def cancel(client: Any, req_id: int) -> None:
+            client.cancelHeadTimeStamp(req_id)
+
+        def send(conn: Connection, deadline: float) -> dt.datetime:
+            def build(items: list[Any], extra: Any) -> dt.datetime:
+                return _convert.parse_ib_time(str(items[0]), conn.login_tz)
+
+            p = conn.request("head timestamp", send_req, build=build, cancel=cancel)
+            try:
+                head: dt.datetime = self._wait(conn, p, limit, deadline)
+            finally:
+                if p.cancel is not None and p.future.done():
+                    p.cancel()
+            return head
+
+        return self._paced("head timestamp", paced, limit, send)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from ibdata._version import __version__
@@ -90,7 +92,27 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("demo", help="start a simulator in-process and print data fetched from it")
+
+    cache = sub.add_parser("cache", help="inspect or clear the history engine's bar cache")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    for name, text in (("info", "show what the cache holds"), ("clear", "delete every bar")):
+        c = cache_sub.add_parser(name, help=text)
+        c.add_argument(
+            "--path",
+            default=None,
+            help="the cache file (default: $IBDATA_CACHE, else ~/.cache/ibdata/bars.sqlite)",
+        )
     return p
+
+
+def default_cache_path() -> Path:
+    """The cache file the CLI uses: ``$IBDATA_CACHE``, else ``$XDG_CACHE_HOME/ibdata`` or
+    ``~/.cache/ibdata``, file ``bars.sqlite``."""
+    env = os.environ.get("IBDATA_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ibdata" / "bars.sqlite"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "sim":
         return _run_sim(args)
+    if args.command == "cache":
+        return _run_cache(args)
     if not args.verbose:
         # The demo prints its own output; ibapi logs every message at INFO.
         for name in ("ibapi", "ibdata"):
@@ -148,6 +172,27 @@ def _run_sim(args: argparse.Namespace) -> int:
     finally:
         sim.stop()
     print("simulator stopped", flush=True)
+    return 0
+
+
+def _run_cache(args: argparse.Namespace) -> int:
+    from ibdata.cache import BarCache
+
+    path = Path(args.path).expanduser() if args.path else default_cache_path()
+    if not path.exists():
+        print(f"no cache at {path}")
+        return 0 if args.cache_command == "clear" else 1
+    with BarCache(path) as cache:
+        if args.cache_command == "clear":
+            cache.clear()
+            print(f"cleared {path}")
+            return 0
+        info = cache.info()
+    print(f"cache:    {info.path}")
+    print(f"size:     {info.size_bytes:,} bytes")
+    print(f"schema:   version {info.schema_version}")
+    print(f"series:   {info.series:,}")
+    print(f"bars:     {info.bars:,}")
     return 0
 
 

@@ -1,0 +1,349 @@
+"""The history engine: any date range in one call.
+
+``download`` clips the range to the instrument's first data (the head timestamp, asked once
+and remembered), subtracts what the cache already covers, splits the rest into requests IB
+accepts (:mod:`ibdata._planner`), fetches them one after another through the client's pacer,
+stores each finished chunk in the cache as it arrives (so an interrupted download keeps
+what it fetched), and returns one sorted, de-duplicated :class:`~ibdata.models.Bars`
+covering exactly ``[start, end)``.
+
+Rules worth knowing:
+
+* Only final bars are cached: an intraday bar once its end has passed, a daily, weekly or
+  monthly bar once :data:`DAILY_FINAL_AFTER` has passed since its session date (futures
+  settlement prices can arrive hours after the close, and IB may revise the day's bar).
+* Daily and longer bars are placed in the range by their session date at 00:00 UTC.
+* Identical concurrent downloads share each IB request: the second caller waits for the
+  first one's chunk instead of asking again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import threading
+from array import array
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ibdata import _convert, _planner
+from ibdata.cache import BarCache, CachedBars, SeriesKey
+from ibdata.exceptions import NoDataError
+from ibdata.models import Bars, BarSize, ContractDetails, ContractSpec, SecType, WhatToShow
+
+if TYPE_CHECKING:
+    from ibdata._client import Client
+
+log = logging.getLogger("ibdata")
+
+UTC = dt.timezone.utc
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_DAY = 86400.0
+
+#: How long after its session date a daily (weekly, monthly) bar is final enough to cache.
+DAILY_FINAL_AFTER = dt.timedelta(days=2)
+
+#: The signature of a progress callback: ``(chunks_done, chunks_total, bars_so_far)``.
+Progress = Callable[[int, int, int], None]
+
+
+def _ordinal_to_epoch(ordinal: float) -> float:
+    return (ordinal - _EPOCH_ORDINAL) * _DAY
+
+
+def _epoch_to_ordinal(t: float) -> float:
+    return float(_EPOCH_ORDINAL + math.floor(t / _DAY))
+
+
+def _to_cached(bars: Bars, size: BarSize) -> CachedBars:
+    """The engine's column view of ``bars``: times in epoch seconds (midnight UTC for daily)."""
+    intraday = size.intraday
+    times = array("d")
+    cols: dict[str, array[Any]] = {
+        name: array("d") for name in ("open", "high", "low", "close", "volume", "wap")
+    }
+    count = array("q")
+    for b in bars:
+        if intraday:
+            assert isinstance(b.time, dt.datetime)
+            times.append(b.time.timestamp())
+        else:
+            assert isinstance(b.time, dt.date)
+            times.append(_ordinal_to_epoch(b.time.toordinal()))
+        cols["open"].append(b.open)
+        cols["high"].append(b.high)
+        cols["low"].append(b.low)
+        cols["close"].append(b.close)
+        cols["volume"].append(-1.0 if b.volume is None else b.volume)
+        cols["wap"].append(-1.0 if b.wap is None else b.wap)
+        count.append(-1 if b.count is None else b.count)
+    return CachedBars(time=times, count=count, **cols)
+
+
+def _select(bars: CachedBars, start: float, end: float) -> CachedBars:
+    keep = [i for i, t in enumerate(bars.time) if start <= t < end]
+    if len(keep) == len(bars.time):
+        return bars
+
+    def pick(col: array[Any]) -> array[Any]:
+        return array(col.typecode, (col[i] for i in keep))
+
+    return CachedBars(
+        time=pick(bars.time),
+        open=pick(bars.open),
+        high=pick(bars.high),
+        low=pick(bars.low),
+        close=pick(bars.close),
+        volume=pick(bars.volume),
+        wap=pick(bars.wap),
+        count=pick(bars.count),
+    )
+
+
+@attrs.frozen
+class Job:
+    """One series being fetched: what to ask for and how long each request may take."""
+
+    spec: ContractSpec
+    details: ContractDetails
+    size: BarSize
+    show: WhatToShow
+    rth: bool
+    limit: float
+
+    @property
+    def key(self) -> SeriesKey:
+        """The cache's key of this series."""
+        return SeriesKey(self.details.contract.con_id, self.show.value, self.size.value, self.rth)
+
+
+class HistoryEngine:
+    """Downloads ranges for one :class:`~ibdata.Client`."""
+
+    def __init__(self, client: Client, cache: BarCache | None) -> None:
+        self._client = client
+        self.cache = cache
+        self._lock = threading.Lock()
+        self._inflight: dict[tuple[Any, ...], Future[CachedBars]] = {}
+        self._calls: dict[tuple[Any, ...], Future[Bars]] = {}
+        self._heads: dict[tuple[int, str, bool], float] = {}
+
+    def shared(self, ident: tuple[Any, ...], run: Callable[[], Bars]) -> Bars:
+        """Run ``run()`` once for concurrent calls with the same ``ident``; the others wait
+        for its result (or its exception)."""
+        with self._lock:
+            leader = self._calls.get(ident)
+            if leader is None:
+                mine: Future[Bars] = Future()
+                self._calls[ident] = mine
+        if leader is not None:
+            return leader.result()
+        try:
+            result = run()
+        except BaseException as exc:
+            mine.set_exception(exc)
+            raise
+        else:
+            mine.set_result(result)
+            return result
+        finally:
+            with self._lock:
+                self._calls.pop(ident, None)
+
+    def head(self, job: Job) -> float:
+        """The first data point IB has (epoch seconds), asked once and remembered."""
+        key = (job.details.contract.con_id, job.show.value, job.rth)
+        with self._lock:
+            known = self._heads.get(key)
+        if known is None and self.cache is not None:
+            known = self.cache.head(*key)
+        if known is None:
+            known = self._client._request_head(job).timestamp()
+            if self.cache is not None:
+                self.cache.set_head(*key, known)
+        with self._lock:
+            self._heads[key] = known
+        return known
+
+    def download(
+        self, job: Job, start: dt.datetime, end: dt.datetime, progress: Progress | None
+    ) -> Bars:
+        """Every bar of ``[start, end)``; see the module docstring for the rules."""
+        now = dt.datetime.now(UTC)
+        if job.spec.sec_type is SecType.CONTFUT:
+            return self._continuous(job, start, end, now)
+        head = self.head(job)
+        lo = max(start.timestamp(), head if job.size.intraday else _day_floor(head))
+        hi = end.timestamp()
+        if lo >= hi:
+            return self._bars(job, [], start, end)
+        final = self._final_boundary(job.size, now)
+        gaps = self.cache.missing(job.key, lo, hi) if self.cache is not None else [(lo, hi)]
+        chunks = _planner.plan_gaps(
+            [(_utc(a), _utc(b)) for a, b in gaps],
+            job.size,
+            spans=self._client.chunk_spans,
+            # IB counts weeks in the instrument's zone: 167 or 169 hours across DST changes
+            time_zone=job.details.time_zone_id or None,
+        )
+        pieces: list[CachedBars] = []
+        if self.cache is not None:
+            pieces.append(self.cache.load(job.key, lo, hi))
+        done, total = 0, len(chunks)
+        count = sum(len(p.time) for p in pieces)
+        if progress is not None:
+            progress(done, total, count)
+        for chunk in reversed(chunks):  # newest first: recent data is usually wanted first
+            got = _select(self._chunk(job, chunk, final), lo, hi)
+            pieces.append(got)
+            done += 1
+            count += len(got.time)
+            if progress is not None:
+                progress(done, total, count)
+        return self._bars(job, pieces, start, end)
+
+    def _chunk(self, job: Job, chunk: _planner.Chunk, final: float) -> CachedBars:
+        """One chunk's bars, fetched once even when several threads want it at once."""
+        ident = (job.key, chunk.end, chunk.duration)
+        with self._lock:
+            shared = self._inflight.get(ident)
+            if shared is None:
+                mine: Future[CachedBars] = Future()
+                self._inflight[ident] = mine
+        if shared is not None:
+            return shared.result()
+        try:
+            bars = self._fetch(job, chunk, final)
+        except BaseException as exc:
+            mine.set_exception(exc)
+            raise
+        else:
+            mine.set_result(bars)
+            return bars
+        finally:
+            with self._lock:
+                self._inflight.pop(ident, None)
+
+    def _fetch(self, job: Job, chunk: _planner.Chunk, final: float) -> CachedBars:
+        lo, hi = chunk.start.timestamp(), chunk.end.timestamp()
+        if job.size.intraday:
+            end_text, duration = chunk.end_date_time, chunk.duration
+        else:
+            # Daily bars are placed by session date, but IB selects them by session start,
+            # which can be the evening before: widen the request by a few days each side.
+            end_text = _convert.end_date_time(chunk.end + dt.timedelta(days=3))
+            duration = _widen_by_a_week(chunk.duration)
+        try:
+            got = _to_cached(self._client._request_bars(job, end_text, duration), job.size)
+        except NoDataError:  # nothing in this window (a weekend, a holiday): an empty chunk
+            got = CachedBars.empty()
+        got = _select(got, lo, hi)
+        if self.cache is not None:
+            stop = min(hi, final)
+            if stop > lo:
+                self.cache.store(job.key, lo, stop, got)  # keeps only bars in [lo, stop)
+        return got
+
+    def _final_boundary(self, size: BarSize, now: dt.datetime) -> float:
+        """Bars (by their time) before this epoch second are final."""
+        if size.intraday:
+            return now.timestamp() - size.seconds
+        return _day_floor((now - DAILY_FINAL_AFTER).timestamp())
+
+    def _continuous(self, job: Job, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> Bars:
+        """A continuous future takes no end date (IB error 10339): one request up to now."""
+        what = job.spec.describe()
+        if end < now - dt.timedelta(minutes=1):
+            raise ValueError(
+                f"{what} is a continuous future, which IB serves only up to now (it refuses "
+                "an end date, error 10339); for a range ending in the past, ask for the "
+                "contract months instead (e.g. 'EURBBLM25', 'EURBBLU25')"
+            )
+        duration = _single_duration(start, now, job.size)
+        if duration is None:
+            raise ValueError(
+                f"{what} is a continuous future: IB serves it in one request ending now, and "
+                f"this range is longer than one request may be for {job.size.value} bars; "
+                "use a larger bar size or the contract months"
+            )
+        bars = self._client._request_bars(job, "", duration)
+        got = _select(_to_cached(bars, job.size), start.timestamp(), end.timestamp())
+        return self._bars(job, [got], start, end)
+
+    def _bars(
+        self, job: Job, pieces: list[CachedBars], start: dt.datetime, end: dt.datetime
+    ) -> Bars:
+        """Merge pieces into one sorted Bars without duplicate times (later pieces win)."""
+        rows: dict[float, tuple[float, ...]] = {}
+        for p in pieces:
+            for i, t in enumerate(p.time):
+                rows[t] = (
+                    p.open[i], p.high[i], p.low[i], p.close[i],
+                    p.volume[i], p.wap[i], float(p.count[i]),
+                )  # fmt: skip
+        times = sorted(rows)
+        cols = list(zip(*(rows[t] for t in times), strict=True)) if times else [()] * 7
+        intraday = job.size.intraday
+        stamp = times if intraday else [_epoch_to_ordinal(t) for t in times]
+        return Bars.from_columns(
+            array("d", stamp),
+            array("d", cols[0]),
+            array("d", cols[1]),
+            array("d", cols[2]),
+            array("d", cols[3]),
+            array("d", cols[4]),
+            array("d", cols[5]),
+            array("q", (int(c) for c in cols[6])),
+            intraday=intraday,
+            contract=job.details.contract,
+            bar_size=job.size,
+            what_to_show=job.show,
+            use_rth=job.rth,
+            start=start,
+            end=end,
+            time_zone=job.details.time_zone_id,
+        )
+
+
+#: Chunk spans for daily and longer bars: 50 weeks, so that the week added on fetching
+#: (see ``HistoryEngine._fetch``) stays within IB's limit of 52.
+LONG_BAR_SPANS = {
+    BarSize.ONE_DAY: "50 W",
+    BarSize.ONE_WEEK: "50 W",
+    BarSize.ONE_MONTH: "50 W",
+}
+
+
+def _widen_by_a_week(duration: str) -> str:
+    n, unit = duration.split(" ")
+    if unit != "W":
+        raise ValueError(f"daily chunks must be planned in weeks, got {duration!r}")
+    return f"{int(n) + 1} W"
+
+
+def _single_duration(start: dt.datetime, now: dt.datetime, size: BarSize) -> str | None:
+    """The shortest IB duration reaching from ``start`` to ``now`` in one request, or None."""
+    seconds = max(1, math.ceil((now - start).total_seconds()))
+    candidates = [f"{seconds} S"]
+    weeks = math.ceil(seconds / (7 * _DAY))
+    if weeks <= 52:
+        candidates.append(f"{weeks} W")
+    for duration in candidates:
+        try:
+            _planner.validate_span(size, duration)
+        except ValueError:
+            continue
+        return duration
+    return None
+
+
+def _utc(t: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(t, UTC)
+
+
+def _day_floor(t: float) -> float:
+    return math.floor(t / _DAY) * _DAY

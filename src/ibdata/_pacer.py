@@ -1,0 +1,80 @@
+"""The client's pacer: every historical request of a client waits here until IB's rules
+allow it, exactly as long as needed and no longer.
+
+It applies :class:`ibdata.PacingRules` (the object the simulator enforces) with each window
+lengthened by :data:`SAFETY`, because TWS counts a request when it arrives, a moment after
+ibdata counted it when sending: without the margin, two requests one window apart by
+ibdata's clock can land a hair under one window apart by TWS's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Hashable
+
+import attrs
+
+from ibdata.exceptions import RequestTimeoutError
+from ibdata.pacing import PacedRequest, PacingRules, PacingTracker
+
+#: Fraction added to every pacing window on the client side.
+SAFETY = 0.02
+
+
+def with_margin(rules: PacingRules, margin: float = SAFETY) -> PacingRules:
+    """``rules`` with every window lengthened by ``margin`` (a fraction)."""
+    soft = rules.soft_window * (1 + margin) if rules.soft_window is not None else None
+    return attrs.evolve(
+        rules,
+        identical_window=rules.identical_window * (1 + margin),
+        burst_window=rules.burst_window * (1 + margin),
+        window=rules.window * (1 + margin),
+        soft_window=soft,
+    )
+
+
+class Pacer:
+    """Admits historical requests under IB's rules; thread-safe.
+
+    ``acquire`` blocks until the request may be sent (and one of the open-request slots is
+    free), records it, and takes the slot; ``release`` gives the slot back when the request
+    has ended, however it ended.
+    """
+
+    def __init__(self, rules: PacingRules) -> None:
+        self.rules = rules
+        self._tracker = PacingTracker(with_margin(rules))
+        self._cond = threading.Condition()
+        self.waited = 0.0  # total seconds requests spent waiting for the rules
+
+    def acquire(self, request: PacedRequest, key: Hashable, deadline: float | None) -> None:
+        """Block until ``request`` may be sent, then count it and hold a slot for ``key``.
+
+        Raises:
+            RequestTimeoutError: ``deadline`` (a ``time.monotonic()`` value) passed first.
+        """
+        t0 = time.monotonic()
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                wait = self._tracker.delay(request, now)
+                if wait <= 0 and self._tracker.check(request, now) is None:
+                    if self._tracker.open(key):
+                        self._tracker.record(request, now)
+                        self.waited += now - t0
+                        return
+                    wait = 0.5  # every slot is taken: woken by release()
+                if deadline is not None and now + wait > deadline:
+                    raise RequestTimeoutError(
+                        None,
+                        max(deadline - t0, 0.0),
+                        "waiting for IB's pacing rules to allow a historical request",
+                    )
+                self._cond.wait(wait)
+
+    def release(self, key: Hashable) -> None:
+        """Free the slot of a finished request. Idempotent."""
+        with self._cond:
+            self._tracker.close(key)
+            self._cond.notify_all()

@@ -1,0 +1,285 @@
+"""The history engine against the simulator, with IB's pacing rules on a scaled clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ibdata import (
+    Bars,
+    BarSize,
+    Client,
+    PacingRules,
+    PacingViolationError,
+)
+from ibdata.cache import BarCache, CacheWarning
+from ibdata.sim import ContractQuery, Simulator, SystemClock
+from ibdata.sim import _bars as simbars
+from tests.conftest import CLOCK_AT
+
+UTC = dt.timezone.utc
+#: 10 minutes of IB's pacing window pass in 6 seconds.
+SCALE = 100.0
+
+
+@pytest.fixture
+def paced_sim(sim_factory: Callable[..., Simulator]) -> Simulator:
+    """A simulator enforcing IB's pacing rules 100 times faster than real time."""
+    return sim_factory(pacing=PacingRules(time_scale=SCALE))
+
+
+@pytest.fixture
+def make_client(paced_sim: Simulator, tmp_path: Path) -> Iterator[Callable[..., Client]]:
+    """Clients of the paced simulator with the same scaled rules and a cache in tmp_path."""
+    made: list[Client] = []
+
+    def make(**options: Any) -> Client:
+        options.setdefault("pacing", PacingRules(time_scale=SCALE))
+        options.setdefault("cache", tmp_path / "bars.sqlite")
+        options.setdefault("timeout", 20)
+        c = Client(paced_sim.host, paced_sim.port, **options)
+        c.connect()
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def _requests(sim: Simulator) -> int:
+    return len(sim.received.find("reqHistoricalData"))
+
+
+def _expected(
+    sim: Simulator, symbol: str, size: str, start: dt.datetime, end: dt.datetime, **q: Any
+) -> list[Any]:
+    """What the simulator's generator holds in [start, end): the oracle."""
+    query = ContractQuery(symbol=symbol, **q)
+    contract = sim.catalog.resolve(query, CLOCK_AT.date())
+    bars = simbars.generate(contract, "TRADES", size, False, start, end, now=CLOCK_AT)
+    if BarSize(size).intraday:
+        return [(b.start, b.close) for b in bars]
+    return [(b.session_date, b.close) for b in bars]
+
+
+def _got(bars: Bars) -> list[Any]:
+    return [(b.time, b.close) for b in bars]
+
+
+STOCK = {"sec_type": "STK", "exchange": "SMART", "currency": "USD"}
+
+
+def test_range_across_a_weekend_is_exact(paced_sim: Simulator, make_client: Any) -> None:
+    """A minute-bar range over a weekend returns exactly the simulator's bars, sorted, once."""
+    client = make_client()
+    start = dt.datetime(2025, 3, 6, 14, 30, tzinfo=UTC)
+    end = dt.datetime(2025, 3, 11, 16, 0, tzinfo=UTC)
+    bars = client.get_historical_bars("AAPL", start=start, end=end, bar_size="1 min")
+    assert _got(bars) == _expected(paced_sim, "AAPL", "1 min", start, end, **STOCK)
+    assert bars.start == start
+    assert bars.end == end
+    assert paced_sim.stats.pacing_violations == 0
+
+
+def test_repeated_range_is_served_from_the_cache(paced_sim: Simulator, make_client: Any) -> None:
+    """The same range again reaches IB not at all and gives the same bars."""
+    client = make_client()
+    start = dt.datetime(2025, 3, 3, tzinfo=UTC)
+    end = dt.datetime(2025, 3, 8, tzinfo=UTC)
+    first = client.get_historical_bars("MSFT", start=start, end=end, bar_size="5 mins")
+    before = _requests(paced_sim)
+    second = client.get_historical_bars("MSFT", start=start, end=end, bar_size="5 mins")
+    assert _requests(paced_sim) == before
+    assert second == first
+
+
+def test_cache_survives_a_new_client(paced_sim: Simulator, make_client: Any) -> None:
+    """A second client on the same cache file asks IB for nothing it already has."""
+    start = dt.datetime(2025, 3, 4, tzinfo=UTC)
+    end = dt.datetime(2025, 3, 6, tzinfo=UTC)
+    first = make_client().get_historical_bars("SPY", start=start, end=end, bar_size="1 min")
+    before = _requests(paced_sim)
+    again = make_client().get_historical_bars("SPY", start=start, end=end, bar_size="1 min")
+    assert again == first
+    assert _requests(paced_sim) == before
+
+
+def test_overlapping_range_fetches_only_the_missing_part(
+    paced_sim: Simulator, make_client: Any
+) -> None:
+    """A range overlapping a cached one requests only what is missing."""
+    client = make_client()
+    a = dt.datetime(2025, 3, 3, tzinfo=UTC)
+    client.get_historical_bars("AAPL", start=a, end=a + dt.timedelta(days=2), bar_size="1 min")
+    before = _requests(paced_sim)
+    bars = client.get_historical_bars(
+        "AAPL", start=a + dt.timedelta(days=1), end=a + dt.timedelta(days=3), bar_size="1 min"
+    )
+    assert _requests(paced_sim) - before == 1  # one new day of 1-minute bars
+    assert _got(bars) == _expected(
+        paced_sim, "AAPL", "1 min", a + dt.timedelta(days=1), a + dt.timedelta(days=3), **STOCK
+    )
+
+
+def test_interrupted_download_resumes(paced_sim: Simulator, make_client: Any) -> None:
+    """An exception mid-download keeps the chunks fetched; the rerun fetches only the rest."""
+    client = make_client()
+    start = dt.datetime(2025, 2, 24, tzinfo=UTC)
+    end = dt.datetime(2025, 3, 4, tzinfo=UTC)
+    seen: list[tuple[int, int, int]] = []
+
+    def stop_after_three(done: int, total: int, bars: int) -> None:
+        seen.append((done, total, bars))
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        client.get_historical_bars(
+            "AAPL", start=start, end=end, bar_size="1 min", progress=stop_after_three
+        )
+    total = seen[0][1]
+    assert seen[0] == (0, total, 0)
+    before = _requests(paced_sim)
+    bars = client.get_historical_bars("AAPL", start=start, end=end, bar_size="1 min")
+    assert _requests(paced_sim) - before == total - 3
+    assert _got(bars) == _expected(paced_sim, "AAPL", "1 min", start, end, **STOCK)
+
+
+def test_concurrent_identical_calls_share_requests(paced_sim: Simulator, make_client: Any) -> None:
+    """Four threads asking for the same range at once cause each IB request once."""
+    client = make_client(cache=None)
+    start = dt.datetime(2025, 3, 3, tzinfo=UTC)
+    end = dt.datetime(2025, 3, 7, tzinfo=UTC)
+    results: list[Bars] = []
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        barrier.wait()
+        results.append(client.get_historical_bars("MSFT", start=start, end=end, bar_size="1 min"))
+
+    before = _requests(paced_sim)
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 4
+    assert all(r == results[0] for r in results)
+    assert _requests(paced_sim) - before == 4  # four days of minute bars, each asked once
+
+
+def test_small_bars_are_paced_without_violations(paced_sim: Simulator, make_client: Any) -> None:
+    """Seventy 1-second-bar requests pass the 60-per-10-minutes rule with no violation."""
+    client = make_client(cache=None)
+    end = dt.datetime(2025, 3, 12, 15, 0, tzinfo=UTC)
+    start = end - dt.timedelta(seconds=1800 * 70)
+    bars = client.get_historical_bars("AAPL", start=start, end=end, bar_size="1 secs")
+    assert paced_sim.stats.pacing_violations == 0
+    assert _requests(paced_sim) >= 70
+    assert client._pacer is not None
+    assert client._pacer.waited > 0  # the 61st request had to wait for the window
+    assert len(bars) > 0
+
+
+def test_pacing_violation_from_elsewhere_is_retried(paced_sim: Simulator, make_client: Any) -> None:
+    """A 162 pacing refusal (another program's load) is retried, then raised if it persists."""
+    text = "Historical Market Data Service error message:Historical data request pacing violation"
+    client = make_client(cache=None)
+    client.get_contract_details("AAPL")
+    paced_sim.fail_next(162, text, request="reqHistoricalData", times=2)
+    assert client.get_historical_bars("AAPL", duration="3600 S", bar_size="1 min")
+    paced_sim.fail_next(162, text, request="reqHistoricalData", times=10)
+    with pytest.raises(PacingViolationError) as err:
+        client.get_historical_bars("AAPL", duration="1800 S", bar_size="1 min")
+    assert err.value.retry_after > 0
+
+
+def test_daily_bars_over_two_years(paced_sim: Simulator, make_client: Any) -> None:
+    """Two years of daily bars: every session date once, across chunk boundaries."""
+    client = make_client()
+    start = dt.datetime(2023, 3, 1, tzinfo=UTC)
+    end = dt.datetime(2025, 3, 1, tzinfo=UTC)
+    bars = client.get_historical_bars("AAPL", start=start, end=end, bar_size="1 day")
+    dates = [b.time for b in bars]
+    assert dates == sorted(set(dates))
+    assert _got(bars) == _expected(paced_sim, "AAPL", "1 day", start, end, **STOCK)
+
+
+def test_futures_month_and_head_timestamp(paced_sim: Simulator, make_client: Any) -> None:
+    """A contract month's range starts at its first data; nothing is asked before it."""
+    client = make_client()
+    start = dt.datetime(2023, 1, 1, tzinfo=UTC)  # long before the June 2025 note was listed
+    end = dt.datetime(2024, 11, 1, tzinfo=UTC)
+    bars = client.get_historical_bars("UST10YM25", start=start, end=end, bar_size="1 day")
+    assert bars
+    heads = paced_sim.received.find("reqHeadTimestamp")
+    assert len(heads) == 1
+    first = bars[0].time
+    assert isinstance(first, dt.date)
+    assert first >= dt.date(2024, 8, 1)  # listed about nine months before its expiry
+    client.get_historical_bars("UST10YM25", start=start, end=end, bar_size="1 day")
+    assert len(paced_sim.received.find("reqHeadTimestamp")) == 1  # remembered
+
+
+def test_continuous_future_range_in_the_past_is_refused(make_client: Any) -> None:
+    """A CONTFUT range ending in the past raises, pointing to the contract months."""
+    client = make_client()
+    with pytest.raises(ValueError, match="contract months"):
+        client.get_historical_bars(
+            "EURBBL",
+            start=dt.datetime(2025, 1, 1, tzinfo=UTC),
+            end=dt.datetime(2025, 2, 1, tzinfo=UTC),
+            bar_size="1 hour",
+        )
+
+
+def test_continuous_future_range_up_to_now(
+    sim_factory: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    """A CONTFUT range ending now is one request without an end date."""
+    sim = sim_factory(clock=SystemClock())
+    start = dt.datetime.now(UTC) - dt.timedelta(days=7)
+    with Client(sim.host, sim.port, timeout=20, cache=tmp_path / "c.sqlite") as client:
+        bars = client.get_historical_bars("EURBBL", start=start, bar_size="1 hour")
+    assert len(bars) > 20
+    (req,) = sim.received.find("reqHistoricalData")
+    assert req.fields[15] == ""  # no end date
+    assert bars[0].time >= start
+
+
+def test_start_and_duration_are_exclusive(make_client: Any) -> None:
+    """start and duration together are refused before anything is sent."""
+    client = make_client()
+    with pytest.raises(ValueError, match="not both"):
+        client.get_historical_bars(
+            "AAPL", start=dt.datetime(2025, 3, 1, tzinfo=UTC), duration="1 D"
+        )
+    with pytest.raises(ValueError, match="timezone-aware"):
+        client.get_historical_bars("AAPL", start=dt.datetime(2025, 3, 1))
+
+
+def test_corrupt_cache_file_is_rebuilt(paced_sim: Simulator, tmp_path: Path) -> None:
+    """A corrupt cache file is reported with a CacheWarning, set aside and rebuilt."""
+    path = tmp_path / "broken.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.warns(CacheWarning):
+        cache = BarCache(path)
+    try:
+        with Client(
+            paced_sim.host, paced_sim.port, cache=cache, pacing=PacingRules(time_scale=SCALE)
+        ) as c:
+            start = dt.datetime(2025, 3, 10, tzinfo=UTC)
+            bars = c.get_historical_bars(
+                "AAPL", start=start, end=start + dt.timedelta(days=1), bar_size="5 mins"
+            )
+        assert bars
+        assert cache.info().bars >= len(bars)
+    finally:
+        cache.close()
+    assert any(p.name.startswith("broken.sqlite.corrupt-") for p in tmp_path.iterdir())
