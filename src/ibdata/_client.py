@@ -145,6 +145,7 @@ class Client:
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._details: dict[ContractSpec, tuple[float, list[ContractDetails]]] = {}
+        self._resolved: dict[tuple[str, dt.date], ContractSpec] = {}
         self._last_client_id: int | None = self._fixed_id
         if pacing is not None and not isinstance(pacing, PacingRules):
             raise TypeError(f"pacing must be PacingRules or None, got {pacing!r}")
@@ -466,12 +467,18 @@ class Client:
             overrides["currency"] = v.text(currency, "currency")
         if v.flag(include_expired, "include_expired"):
             overrides["include_expired"] = True
+        spec: ContractSpec | None
         if isinstance(instrument, ContractSpec):
             spec = instrument
         elif isinstance(instrument, str):
-            v.text(instrument, "instrument")
-            found = self.registry.lookup(instrument)
-            spec = found if found is not None else ContractSpec(instrument.upper())
+            memo = (instrument, dt.date.today())  # month suffixes depend on today's date
+            spec = self._resolved.get(memo)
+            if spec is None:
+                v.text(instrument, "instrument")
+                spec = self.registry.lookup(instrument) or ContractSpec(instrument.upper())
+                if len(self._resolved) >= 4096:  # bounded: product codes and symbols repeat
+                    self._resolved.clear()
+                self._resolved[memo] = spec
         else:
             raise TypeError(
                 f"instrument must be a product code, a symbol or a ContractSpec, got {instrument!r}"

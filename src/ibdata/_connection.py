@@ -49,6 +49,8 @@ log = logging.getLogger("ibdata")
 _LEN = struct.Struct(">I")
 #: The largest frame accepted from TWS (ibapi's own limit is 0xFFFFFF).
 MAX_FRAME = 0xFFFFFF
+#: Frames up to this size may be handled by the reader itself when nothing is queued.
+INLINE_MAX = 4096
 #: Historical data (17) carries start/end strings below this server version.
 HISTORICAL_DATA_END = 196
 
@@ -206,6 +208,9 @@ class Connection:
         self._interpret_takes_id = False
         self._send_lock = threading.Lock()
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._handling = threading.Lock()  # held while one message is being handled
+        self._order = threading.Lock()  # guards _pending
+        self._pending = 0  # frames queued for the dispatcher and not yet handled
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ state
@@ -306,8 +311,7 @@ class Connection:
         self._interpret_takes_id = "msgId" in params
         client.decoder = self._decoder
         self._client, self._transport = client, transport
-        for payload in extra:
-            self._queue.put(payload)
+        self._enqueue(extra)
         name = f"{self.host}:{self.port}#{self.client_id}"
         self._threads = [
             threading.Thread(
@@ -392,8 +396,7 @@ class Connection:
                 data = sock.recv(65536)
                 if not data:
                     break
-                for payload in framer.feed(data):
-                    self._queue.put(payload)
+                self._enqueue(framer.feed(data))
         except ProtocolError as exc:
             why = str(exc)
         except OSError as exc:
@@ -402,15 +405,41 @@ class Connection:
             self._queue.put(None)
         self._connection_lost(why)
 
+    def _enqueue(self, frames: list[bytes]) -> None:
+        """Hand frames to the dispatcher, or handle a small one at once when nothing is
+        waiting: that saves a thread switch on every small answer, and the order of messages
+        is kept because the reader handles inline only while no frame is queued or being
+        handled. (A separate function, so no reference to a large frame outlives it.)"""
+        for frame in frames:
+            if len(frame) <= INLINE_MAX and self._handling.acquire(blocking=False):
+                with self._order:
+                    inline = self._pending == 0
+                try:
+                    if inline:
+                        self._handle(frame)
+                        continue
+                finally:
+                    self._handling.release()
+            with self._order:
+                self._pending += 1
+            self._queue.put(frame)
+
+    def _handle(self, payload: bytes) -> None:
+        try:
+            self._dispatch(payload)
+        except Exception as exc:
+            self._undecodable(payload, exc)
+
     def _dispatch_loop(self) -> None:
         while True:
             payload = self._queue.get()
             if payload is None:
                 return
-            try:
-                self._dispatch(payload)
-            except Exception as exc:
-                self._undecodable(payload, exc)
+            with self._handling:
+                self._handle(payload)
+                with self._order:
+                    self._pending -= 1
+            payload = None  # do not keep a large frame alive until the next message
 
     def _dispatch(self, payload: bytes) -> None:
         fields = payload.split(b"\0")

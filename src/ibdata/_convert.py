@@ -113,7 +113,7 @@ def contract_details(cd: Any) -> ContractDetails:
 
     def hours(text: str) -> tuple[Any, ...]:
         try:
-            return parse_trading_hours(text, tz)
+            return _hours(text, tz)
         except ValueError:
             return ()
 
@@ -145,6 +145,13 @@ def contract_details(cd: Any) -> ContractDetails:
         raw_trading_hours=_text(cd.tradingHours),
         raw_liquid_hours=_text(cd.liquidHours),
     )
+
+
+@lru_cache(maxsize=512)
+def _hours(text: str, tz: str) -> tuple[Any, ...]:
+    """Parsed trading hours, memoised: IB repeats the same text all day for a contract, and
+    parsing it is most of the cost of a contract-details answer."""
+    return parse_trading_hours(text, tz)
 
 
 @attrs.frozen
