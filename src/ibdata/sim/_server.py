@@ -823,6 +823,7 @@ class _Session:
         self._closing = False
         self._next_id = 1
         self._sent_total = 0
+        self._official_reader = True  # until the hello says otherwise
         self._recent_starts: collections.deque[tuple[float, int]] = collections.deque()
         self._reader = threading.Thread(target=self._read_loop, name=f"ibdata-sim-read-{number}")
         self._writer = threading.Thread(target=self._write_loop, name=f"ibdata-sim-write-{number}")
@@ -967,14 +968,17 @@ class _Session:
 
     def _write(self, data: bytes) -> bool:
         """Send ``data``; split it when its end would leave ibapi's reader stuck on an exact
-        multiple of 4096 bytes (protocol reference §1.7)."""
+        multiple of 4096 bytes (protocol reference §1.7).
+
+        Only IB's official clients have that reader; they announce a minimum version of
+        100 (``ib_async`` announces 157), so other clients never pay the pause."""
         now = time.monotonic()
         recent = self._recent_starts
         while recent and now - recent[0][0] > 2.0:
             recent.popleft()
         recent.append((now, self._sent_total))
         end = self._sent_total + len(data)
-        risky = any((end - start) % 4096 == 0 for _, start in recent)
+        risky = self._official_reader and any((end - start) % 4096 == 0 for _, start in recent)
         parts = [data]
         if risky and len(data) > 1:
             cut = len(data) - 1
@@ -1053,6 +1057,7 @@ class _Session:
             )
             return False
         self.server_version = version
+        self._official_reader = hello.min_version < m.MIN_SERVER_VERSION
         log.info(
             "connection %d: client v%d..%d%s, server version %d",
             self.number,
