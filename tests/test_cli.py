@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,43 @@ def test_demo_prints_bars_and_the_bund_front_month() -> None:
     assert re.search(r"^\d{4}-\d\d-\d\d +\d+\.\d\d", out.stdout, re.MULTILINE)
     assert "Euro-Bund (EURBBL, continuous):" in out.stdout
     assert "EURBBLM25: FGBL JUN 25" in out.stdout
+
+
+def test_cache_info_and_clear(tmp_path: Path) -> None:
+    """``ibdata cache info`` describes a cache file and ``ibdata cache clear`` empties it."""
+    from array import array
+
+    from ibdata.cache import BarCache, CachedBars, SeriesKey
+
+    path = tmp_path / "bars.sqlite"
+    key = SeriesKey(265598, "TRADES", "1 min", False)
+    times = array("d", [60.0 * i for i in range(10)])
+    ones = array("d", [1.0] * 10)
+    with BarCache(path) as cache:
+        cache.store(
+            key, 0, 600, CachedBars(times, ones, ones, ones, ones, ones, ones, array("q", [1] * 10))
+        )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ibdata", "cache", *args, "--path", str(path)],
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=60,
+        )
+
+    info = run("info")
+    assert info.returncode == 0, info.stderr
+    assert "bars:     10" in info.stdout
+    assert run("clear").returncode == 0
+    assert "bars:     0" in run("info").stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "ibdata", "cache", "info", "--path", str(tmp_path / "none")],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 1
+    assert "no cache at" in missing.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from ibdata import (
     Client,
     PacingRules,
     PacingViolationError,
+    tqdm_progress,
 )
 from ibdata.cache import BarCache, CacheWarning
 from ibdata.sim import ContractQuery, Simulator, SystemClock
@@ -283,3 +285,21 @@ def test_corrupt_cache_file_is_rebuilt(paced_sim: Simulator, tmp_path: Path) -> 
     finally:
         cache.close()
     assert any(p.name.startswith("broken.sqlite.corrupt-") for p in tmp_path.iterdir())
+
+
+def test_tqdm_progress_shows_chunks_and_bars(paced_sim: Simulator, make_client: Any) -> None:
+    """tqdm_progress draws a bar counting requests, with the bars fetched so far."""
+    out = io.StringIO()
+    client = make_client(cache=None)
+    start = dt.datetime(2025, 3, 3, tzinfo=UTC)
+    bars = client.get_historical_bars(
+        "AAPL",
+        start=start,
+        end=start + dt.timedelta(days=3),
+        bar_size="1 min",
+        progress=tqdm_progress(file=out, desc="AAPL"),
+    )
+    text = out.getvalue()
+    assert "AAPL" in text
+    assert "3/3" in text
+    assert f"{len(bars):,} bars" in text
