@@ -532,7 +532,11 @@ class Client:
             client.reqContractDetails(req_id, contract)
 
         def build(items: list[Any], extra: Any) -> list[ContractDetails]:
-            return [_convert.contract_details(cd) for cd in items]
+            # parsed by the fast path already, or ibapi objects from its decoder
+            return [
+                cd if isinstance(cd, ContractDetails) else _convert.contract_details(cd)
+                for cd in items
+            ]
 
         p = conn.request("contract details", send, build=build)
         details: list[ContractDetails] = self._wait(conn, p, limit, deadline)

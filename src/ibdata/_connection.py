@@ -1,8 +1,10 @@
 """One TWS session: the socket, the handshake, a reader and a dispatcher thread.
 
 ibdata owns the socket and its reading; ``ibapi`` encodes every request (``EClient``) and
-decodes every message (``Decoder``) except historical bars, which are parsed straight into
-columns. Owning the reader shields users from ibapi 9.81.1's defects:
+decodes every message (``Decoder``) except the two large, hot ones of the server versions
+ibdata knows: historical bars are parsed straight into columns and contract data straight
+into :class:`~ibdata.models.ContractDetails` (newer layouts go through ``ibapi``).
+Owning the reader shields users from ibapi 9.81.1's defects:
 
 * its reader drops a burst whose size is an exact multiple of 4096 bytes when the socket
   then stays idle; ours reads whatever arrives and never discards;
@@ -449,6 +451,10 @@ class Connection:
         if msg_id == 17 and sv < HISTORICAL_DATA_END:
             req_id, columns = _convert.parse_historical_data(fields)
             self.on_end(req_id, columns)
+            return
+        if msg_id == 10 and sv < _convert.CONTRACT_DATA_FAST_BELOW:
+            req_id, details = _convert.parse_contract_data(fields, sv)
+            self.table.add_item(req_id, details)
             return
         if self._interpret_takes_id:
             self._decoder.interpret(tuple(fields), msg_id)

@@ -51,8 +51,13 @@ def end_date_time(end: dt.datetime | None) -> str:
     return end.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
 
 
+@lru_cache(maxsize=1024)
 def to_ib_contract(spec: ContractSpec) -> IBContract:
-    """An ``ibapi`` Contract for a validated :class:`~ibdata.models.ContractSpec`."""
+    """An ``ibapi`` Contract for a validated :class:`~ibdata.models.ContractSpec`.
+
+    Memoised per spec (specs are frozen); ibapi only reads the object when it encodes a
+    request, and ibdata never changes it.
+    """
     c = IBContract()
     c.conId = spec.con_id
     c.symbol = spec.symbol
@@ -144,6 +149,103 @@ def contract_details(cd: Any) -> ContractDetails:
         suggested_size_increment=_size(getattr(cd, "suggestedSizeIncrement", None)),
         raw_trading_hours=_text(cd.tradingHours),
         raw_liquid_hours=_text(cd.liquidHours),
+    )
+
+
+#: The fast contract-data parser knows the layouts up to this server version (exclusive).
+CONTRACT_DATA_FAST_BELOW = 179
+
+
+def parse_contract_data(fields: list[bytes], server_version: int) -> tuple[int, ContractDetails]:
+    """Parse contractData (10) for server versions 157-178 straight into ContractDetails.
+
+    The same result as ibapi's decoder followed by :func:`contract_details`, without
+    building ibapi's objects: three layouts (157-162; 163 adds sizeMinTick; from 164 no
+    version field and no mdSizeMultiplier, but minSize, sizeIncrement and
+    suggestedSizeIncrement).
+
+    Raises:
+        ValueError: the message is malformed for that server version.
+        IndexError: it has too few fields.
+    """
+    f = [x.decode("ascii", "backslashreplace") for x in fields]
+    i = 1 if server_version >= 164 else 2  # skip the id (and the version below 164)
+    req_id = int(f[i])
+    (
+        symbol, sec_type, last, _strike, _right, exchange, currency, local_symbol,
+        market_name, trading_class, con_id, min_tick,
+    ) = f[i + 1 : i + 13]  # fmt: skip
+    i += 13
+    if server_version < 164:
+        i += 1  # mdSizeMultiplier
+    (
+        multiplier, order_types, valid_exchanges, magnifier, under_con_id, long_name,
+        primary, contract_month, industry, category, subcategory, tz, trading, liquid,
+        _ev_rule, _ev_multiplier, n_ids,
+    ) = f[i : i + 17]  # fmt: skip
+    i += 17
+    sec_ids = tuple((f[i + 2 * k], f[i + 2 * k + 1]) for k in range(int(n_ids or 0)))
+    i += 2 * len(sec_ids)
+    _agg, under_symbol, under_sec_type, _rules, real_expiration, stock_type = f[i : i + 6]
+    i += 6
+    sizes: list[str] = ["", "", ""]
+    if server_version == 163:
+        sizes = ["", "", f[i]]  # ibapi ignores sizeMinTick; ib_async calls it this
+        i += 1
+    elif server_version >= 164:
+        sizes = f[i : i + 3]
+        i += 3
+    if i != len(f):
+        raise ValueError(
+            f"contractData has {len(f)} fields, expected {i} at version {server_version}"
+        )
+    if server_version >= 153 and "\\u" in long_name:
+        long_name = long_name.encode("ascii").decode("unicode-escape")
+    contract = Contract(
+        con_id=int(con_id or 0),
+        symbol=symbol,
+        sec_type=sec_type,
+        exchange=exchange,
+        currency=currency,
+        local_symbol=local_symbol,
+        trading_class=trading_class,
+        primary_exchange=primary,
+        last_trade_date=last.replace("-", " ").split(" ")[0],
+        multiplier=multiplier,
+    )
+
+    def hours(text: str) -> tuple[Any, ...]:
+        try:
+            return _hours(text, tz)
+        except ValueError:
+            return ()
+
+    return req_id, ContractDetails(
+        contract=contract,
+        market_name=market_name,
+        min_tick=float(min_tick or 0.0),
+        long_name=long_name,
+        industry=industry,
+        category=category,
+        subcategory=subcategory,
+        time_zone_id=tz,
+        trading_hours=hours(trading),
+        liquid_hours=hours(liquid),
+        contract_month=contract_month,
+        valid_exchanges=tuple(x for x in valid_exchanges.split(",") if x),
+        order_types=tuple(x for x in order_types.split(",") if x),
+        sec_ids=sec_ids,
+        under_con_id=int(under_con_id or 0),
+        under_symbol=under_symbol,
+        under_sec_type=under_sec_type,
+        price_magnifier=int(magnifier or 0),
+        real_expiration_date=real_expiration,
+        stock_type=stock_type,
+        min_size=_size(sizes[0]),
+        size_increment=_size(sizes[1]),
+        suggested_size_increment=_size(sizes[2]),
+        raw_trading_hours=trading,
+        raw_liquid_hours=liquid,
     )
 
 
