@@ -20,8 +20,10 @@ Rules worth knowing:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import math
+import operator
 import threading
 from array import array
 from collections.abc import Callable
@@ -61,27 +63,10 @@ def _epoch_to_ordinal(t: float) -> float:
 
 def _to_cached(bars: Bars, size: BarSize) -> CachedBars:
     """The engine's column view of ``bars``: times in epoch seconds (midnight UTC for daily)."""
-    intraday = size.intraday
-    times = array("d")
-    cols: dict[str, array[Any]] = {
-        name: array("d") for name in ("open", "high", "low", "close", "volume", "wap")
-    }
-    count = array("q")
-    for b in bars:
-        if intraday:
-            assert isinstance(b.time, dt.datetime)
-            times.append(b.time.timestamp())
-        else:
-            assert isinstance(b.time, dt.date)
-            times.append(_ordinal_to_epoch(b.time.toordinal()))
-        cols["open"].append(b.open)
-        cols["high"].append(b.high)
-        cols["low"].append(b.low)
-        cols["close"].append(b.close)
-        cols["volume"].append(-1.0 if b.volume is None else b.volume)
-        cols["wap"].append(-1.0 if b.wap is None else b.wap)
-        count.append(-1 if b.count is None else b.count)
-    return CachedBars(time=times, count=count, **cols)
+    cols = bars.to_arrays()
+    if not size.intraday:
+        cols["time"] = array("d", ((o - _EPOCH_ORDINAL) * _DAY for o in cols["time"]))
+    return CachedBars(**cols)
 
 
 def _select(bars: CachedBars, start: float, end: float) -> CachedBars:
@@ -277,28 +262,21 @@ class HistoryEngine:
     def _bars(
         self, job: Job, pieces: list[CachedBars], start: dt.datetime, end: dt.datetime
     ) -> Bars:
-        """Merge pieces into one sorted Bars without duplicate times (later pieces win)."""
-        rows: dict[float, tuple[float, ...]] = {}
-        for p in pieces:
-            for i, t in enumerate(p.time):
-                rows[t] = (
-                    p.open[i], p.high[i], p.low[i], p.close[i],
-                    p.volume[i], p.wap[i], float(p.count[i]),
-                )  # fmt: skip
-        times = sorted(rows)
-        cols = list(zip(*(rows[t] for t in times), strict=True)) if times else [()] * 7
-        intraday = job.size.intraday
-        stamp = times if intraday else [_epoch_to_ordinal(t) for t in times]
+        """One sorted Bars without duplicate times (a later piece wins a tie)."""
+        merged = _merge(pieces)
+        time = merged.time
+        if not job.size.intraday:
+            time = array("d", (_EPOCH_ORDINAL + t / _DAY for t in time))
         return Bars.from_columns(
-            array("d", stamp),
-            array("d", cols[0]),
-            array("d", cols[1]),
-            array("d", cols[2]),
-            array("d", cols[3]),
-            array("d", cols[4]),
-            array("d", cols[5]),
-            array("q", (int(c) for c in cols[6])),
-            intraday=intraday,
+            time,
+            merged.open,
+            merged.high,
+            merged.low,
+            merged.close,
+            merged.volume,
+            merged.wap,
+            merged.count,
+            intraday=job.size.intraday,
             contract=job.details.contract,
             bar_size=job.size,
             what_to_show=job.show,
@@ -307,6 +285,29 @@ class HistoryEngine:
             end=end,
             time_zone=job.details.time_zone_id,
         )
+
+
+_FIELDS = ("time", "open", "high", "low", "close", "volume", "wap", "count")
+
+
+def _merge(pieces: list[CachedBars]) -> CachedBars:
+    """Join pieces (each sorted) into one sorted piece with unique times.
+
+    Pieces that follow each other are joined column by column at C speed; interleaved
+    pieces (cached bars around freshly fetched gaps) are sorted once, stably, so that for a
+    repeated time the later piece wins.
+    """
+    pieces = sorted((p for p in pieces if len(p.time)), key=lambda p: p.time[0])
+    cols: dict[str, array[Any]] = {f: array("q" if f == "count" else "d") for f in _FIELDS}
+    for p in pieces:
+        for f in _FIELDS:
+            cols[f].extend(getattr(p, f))
+    t = cols["time"]
+    if all(map(operator.lt, t, itertools.islice(t, 1, None))):
+        return CachedBars(**cols)
+    order = sorted(range(len(t)), key=t.__getitem__)
+    keep = [i for i, j in itertools.pairwise([*order, -1]) if j < 0 or t[i] != t[j]]
+    return CachedBars(**{f: array(c.typecode, map(c.__getitem__, keep)) for f, c in cols.items()})
 
 
 #: Chunk spans for daily and longer bars: 50 weeks, so that the week added on fetching

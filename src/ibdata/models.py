@@ -1401,6 +1401,27 @@ class Bars(Sequence[Bar]):
         )
 
     # ------------------------------------------------------------------ export
+    def to_arrays(self) -> dict[str, array[Any]]:
+        """Copies of the columns, without building a :class:`Bar` per bar.
+
+        Returns:
+            ``array.array`` columns keyed ``time``, ``open``, ``high``, ``low``, ``close``,
+            ``volume``, ``wap`` (``'d'``) and ``count`` (``'q'``). ``time`` holds epoch
+            seconds (UTC) for intraday bars and proleptic ordinals of the session dates
+            (:meth:`datetime.date.toordinal`) for daily and longer bars. Missing values are
+            as IB sent them (-1) or NaN, where :class:`Bar` says None.
+        """
+        return {
+            "time": array("d", self._time),
+            "open": array("d", self._open),
+            "high": array("d", self._high),
+            "low": array("d", self._low),
+            "close": array("d", self._close),
+            "volume": array("d", self._volume),
+            "wap": array("d", self._wap),
+            "count": array("q", self._count),
+        }
+
     def to_dicts(self) -> list[dict[str, Any]]:
         """The bars as plain dictionaries, one per bar.
 
