@@ -2,9 +2,9 @@
 allow it, exactly as long as needed and no longer.
 
 It applies :class:`ibdata.PacingRules` (the object the simulator enforces) with each window
-lengthened by :data:`SAFETY`, because TWS counts a request when it arrives, a moment after
-ibdata counted it when sending: without the margin, two requests one window apart by
-ibdata's clock can land a hair under one window apart by TWS's.
+lengthened by :data:`SAFETY` and :data:`SAFETY_SECONDS`, because TWS counts a request when it
+arrives, a moment after ibdata counted it when sending: without the margin, two requests one
+window apart by ibdata's clock can land a hair under one window apart by TWS's.
 """
 
 from __future__ import annotations
@@ -20,17 +20,27 @@ from ibdata.pacing import PacedRequest, PacingRules, PacingTracker
 
 #: Fraction added to every pacing window on the client side.
 SAFETY = 0.02
+#: Real seconds added as well: network and scheduling jitter does not shrink with a scaled
+#: clock, and a 2 s window scaled 100 times is only 20 ms long.
+SAFETY_SECONDS = 0.01
 
 
-def with_margin(rules: PacingRules, margin: float = SAFETY) -> PacingRules:
-    """``rules`` with every window lengthened by ``margin`` (a fraction)."""
-    soft = rules.soft_window * (1 + margin) if rules.soft_window is not None else None
+def with_margin(
+    rules: PacingRules, margin: float = SAFETY, seconds: float = SAFETY_SECONDS
+) -> PacingRules:
+    """``rules`` with every window lengthened by ``margin`` (a fraction) plus ``seconds``
+    of real time."""
+    extra = seconds * rules.time_scale  # windows are stated in unscaled seconds
+
+    def grow(window: float) -> float:
+        return window * (1 + margin) + extra
+
     return attrs.evolve(
         rules,
-        identical_window=rules.identical_window * (1 + margin),
-        burst_window=rules.burst_window * (1 + margin),
-        window=rules.window * (1 + margin),
-        soft_window=soft,
+        identical_window=grow(rules.identical_window),
+        burst_window=grow(rules.burst_window),
+        window=grow(rules.window),
+        soft_window=grow(rules.soft_window) if rules.soft_window is not None else None,
     )
 
 
