@@ -475,11 +475,13 @@ def test_newer_schema_is_moved_aside(tmp_path: Path) -> None:
         cache.store(KEY, 0.0, 60.0, make_bars([0.0]))
     with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.execute(f"PRAGMA user_version = {BarCache.SCHEMA_VERSION + 1}")
-    with pytest.warns(CacheWarning, match="schema version 2, written by a newer ibdata"):
+    with pytest.warns(
+        CacheWarning, match=f"schema version {BarCache.SCHEMA_VERSION + 1}, written by a newer"
+    ):
         BarCache(path).close()
     [aside] = aside_files(path)
     with contextlib.closing(sqlite3.connect(aside)) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM bars").fetchone() == (1,)
+        assert conn.execute("SELECT TOTAL(n) FROM blocks").fetchone() == (1.0,)
     assert_usable(path)
 
 
@@ -591,3 +593,27 @@ def test_interrupted_writer_leaves_whole_chunks(
         bars = cache.load(key, -1.0, 1e12)
         assert seconds(bars) == [float(t) for t in range(int(hi))]
         assert list(bars.close) == seconds(bars)
+
+
+def test_schema_one_file_is_rebuilt(tmp_path: Path) -> None:
+    """A cache of schema version 1 (one row per bar) is set aside and rebuilt as version 2."""
+    path = tmp_path / "old.sqlite"
+    with BarCache(path) as cache:
+        cache.store(KEY, 0.0, 60.0, make_bars([0.0]))
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA user_version = 1")
+    with pytest.warns(CacheWarning, match="unsupported schema version 1"):
+        cache = BarCache(path)
+    with cache:
+        assert cache.info().schema_version == 2
+        assert cache.missing(KEY, 0.0, 60.0) == [(0.0, 60.0)]
+
+
+def test_store_inside_a_block_keeps_its_edges(tmp_path: Path) -> None:
+    """Storing into the middle of a stored run replaces only that middle."""
+    with BarCache(tmp_path / "c.sqlite") as cache:
+        cache.store(KEY, 0.0, 600.0, make_bars([60.0 * i for i in range(10)]))
+        cache.store(KEY, 120.0, 300.0, make_bars([150.0, 210.0]))
+        got = cache.load(KEY, 0.0, 600.0)
+        assert list(got.time) == [0.0, 60.0, 150.0, 210.0, 300.0, 360.0, 420.0, 480.0, 540.0]
+        assert cache.info().bars == 9

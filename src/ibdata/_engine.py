@@ -298,6 +298,8 @@ def _merge(pieces: list[CachedBars]) -> CachedBars:
     repeated time the later piece wins.
     """
     pieces = sorted((p for p in pieces if len(p.time)), key=lambda p: p.time[0])
+    if len(pieces) == 1:
+        return pieces[0]  # sorted and unique already (CachedBars checks it)
     cols: dict[str, array[Any]] = {f: array("q" if f == "count" else "d") for f in _FIELDS}
     for p in pieces:
         for f in _FIELDS:

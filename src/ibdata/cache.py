@@ -59,6 +59,7 @@ import enum
 import functools
 import logging
 import math
+import operator
 import os
 import sqlite3
 import sys
@@ -67,7 +68,7 @@ import time as _time
 import warnings
 from array import array
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice, repeat
+from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal, TypeVar
 
@@ -84,7 +85,7 @@ T = TypeVar("T")
 #: Marks a SQLite file as an ibdata cache (``PRAGMA application_id``): ASCII "ibdC".
 _APPLICATION_ID: Final = 0x69626443
 
-_TABLES: Final = frozenset({"series", "bars", "coverage", "heads"})
+_TABLES: Final = frozenset({"series", "blocks", "coverage", "heads"})
 
 _SCHEMA: Final = (
     """CREATE TABLE series (
@@ -95,17 +96,16 @@ _SCHEMA: Final = (
         use_rth INTEGER NOT NULL,
         UNIQUE (con_id, what_to_show, bar_size, use_rth)
     )""",
-    """CREATE TABLE bars (
+    # One row per stored run of bars: its eight columns packed in one blob (little-endian
+    # float64 for time, open, high, low, close, volume, wap; int64 for count). Runs of a
+    # series never overlap in time, so loading is reading a few blobs in order.
+    """CREATE TABLE blocks (
         series_id INTEGER NOT NULL,
-        time REAL NOT NULL,
-        open REAL,
-        high REAL,
-        low REAL,
-        close REAL,
-        volume REAL,
-        wap REAL,
-        count INTEGER NOT NULL,
-        PRIMARY KEY (series_id, time)
+        first REAL NOT NULL,
+        last REAL NOT NULL,
+        n INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (series_id, first)
     ) WITHOUT ROWID""",
     """CREATE TABLE coverage (
         series_id INTEGER NOT NULL,
@@ -125,15 +125,40 @@ _SCHEMA: Final = (
 _SERIES_ID: Final = (
     "(SELECT id FROM series WHERE con_id = ? AND what_to_show = ? AND bar_size = ? AND use_rth = ?)"
 )
-_LOAD: Final = (
-    "SELECT time, open, high, low, close, volume, wap, count FROM bars "
-    f"WHERE series_id = {_SERIES_ID} AND time >= ? AND time < ? ORDER BY time"
+_BLOCKS: Final = (
+    "SELECT first, last, n, data FROM blocks "
+    f"WHERE series_id = {_SERIES_ID} AND first < ? AND last >= ? ORDER BY first"
 )
 _COVERED: Final = (
     f"SELECT start, stop FROM coverage WHERE series_id = {_SERIES_ID} "
     "AND start < ? AND stop > ? ORDER BY start"
 )
-_INSERT_BAR: Final = "INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_BLOCK: Final = "INSERT INTO blocks VALUES (?, ?, ?, ?, ?)"
+_COLUMNS: Final = ("time", "open", "high", "low", "close", "volume", "wap", "count")
+
+
+def _pack(columns: list[array[Any]]) -> bytes:
+    """Eight equal-length columns as one little-endian blob."""
+    if sys.byteorder == "big":  # pragma: no cover - no big-endian machine here
+        columns = [array(c.typecode, c) for c in columns]
+        for c in columns:
+            c.byteswap()
+    return b"".join(c.tobytes() for c in columns)
+
+
+def _unpack(data: bytes, n: int) -> list[array[Any]]:
+    """The eight columns of a blob written by :func:`_pack`."""
+    if len(data) != 64 * n:
+        raise sqlite3.DatabaseError(f"a block of {n} bars holds {len(data)} bytes")
+    out: list[array[Any]] = []
+    for i, name in enumerate(_COLUMNS):
+        column = array("q" if name == "count" else "d")
+        column.frombytes(data[8 * n * i : 8 * n * (i + 1)])
+        if sys.byteorder == "big":  # pragma: no cover
+            column.byteswap()
+        out.append(column)
+    return out
+
 
 # SQLite's primary result codes (the low byte of an extended code).
 _SQLITE_BUSY: Final = 5
@@ -211,7 +236,7 @@ class CachedBars:
                 raise ValueError(f"column {field.name} has {size} values but time has {n}")
         times = self.time
         if n and not (
-            all(a < b for a, b in zip(times, islice(times, 1, None), strict=False))
+            all(map(operator.lt, times, islice(times, 1, None)))  # C speed
             and math.isfinite(times[0])
             and math.isfinite(times[-1])
         ):
@@ -495,7 +520,7 @@ class BarCache:
     """
 
     #: The version of the file layout this ibdata reads and writes.
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     def __init__(
         self, path: str | os.PathLike[str], *, timeout: float | dt.timedelta = 30.0
@@ -772,11 +797,31 @@ class BarCache:
                 params,
             )
             series_id = conn.execute(f"SELECT {_SERIES_ID}", params).fetchone()[0]
-            conn.execute(
-                "DELETE FROM bars WHERE series_id = ? AND time >= ? AND time < ?",
-                (series_id, lo, hi),
-            )
-            conn.executemany(_INSERT_BAR, zip(repeat(series_id), *columns))
+            # Blocks reaching into [lo, hi) give up their bars there: what is kept of them
+            # (before lo, from hi on) is written back as up to two blocks.
+            overlapping = conn.execute(
+                "SELECT first, n, data FROM blocks WHERE series_id = ? AND first < ? AND last >= ?",
+                (series_id, hi, lo),
+            ).fetchall()
+            for block_first, n, data in overlapping:
+                old = _unpack(data, n)
+                cut_lo = bisect.bisect_left(old[0], lo)
+                cut_hi = bisect.bisect_left(old[0], hi)
+                conn.execute(
+                    "DELETE FROM blocks WHERE series_id = ? AND first = ?",
+                    (series_id, block_first),
+                )
+                for a, b in ((0, cut_lo), (cut_hi, n)):
+                    if b > a:
+                        part = [c[a:b] for c in old]
+                        conn.execute(
+                            _INSERT_BLOCK, (series_id, part[0][0], part[0][-1], b - a, _pack(part))
+                        )
+            if last > first:
+                conn.execute(
+                    _INSERT_BLOCK,
+                    (series_id, columns[0][0], columns[0][-1], last - first, _pack(columns)),
+                )
             touching = (series_id, hi, lo)
             rows = conn.execute(
                 "SELECT start, stop FROM coverage WHERE series_id = ? AND start <= ? AND stop >= ?",
@@ -818,22 +863,19 @@ class BarCache:
         if lo == hi:
             return CachedBars.empty()
         rows = self._run(
-            lambda conn: conn.execute(_LOAD, (*_key_params(key), lo, hi)).fetchall(),
+            lambda conn: conn.execute(_BLOCKS, (*_key_params(key), hi, lo)).fetchall(),
             write=False,
         )
         if not rows:
             return CachedBars.empty()
-        time, open_, high, low, close, volume, wap, count = zip(*rows, strict=True)
-        return CachedBars(
-            array("d", time),
-            _nan_for_null(open_),
-            _nan_for_null(high),
-            _nan_for_null(low),
-            _nan_for_null(close),
-            _nan_for_null(volume),
-            _nan_for_null(wap),
-            array("q", count),
-        )
+        merged = [array("q" if name == "count" else "d") for name in _COLUMNS]
+        for _first, _last, n, data in rows:
+            block = _unpack(data, n)
+            a = bisect.bisect_left(block[0], lo)
+            b = bisect.bisect_left(block[0], hi)
+            for target, column in zip(merged, block, strict=True):
+                target.extend(column[a:b] if (a, b) != (0, n) else column)
+        return CachedBars(*merged)
 
     def head(self, con_id: int, what_to_show: WhatToShow | str, use_rth: bool) -> float | None:
         """The remembered head timestamp: the earliest time IB has data for.
@@ -899,8 +941,6 @@ class BarCache:
     def info(self) -> CacheInfo:
         """A summary of the file: its size and how much it holds.
 
-        Counting the bars reads the whole bars table, which takes a moment for a large
-        cache.
 
         Returns:
             A :class:`CacheInfo`.
@@ -913,14 +953,9 @@ class BarCache:
         def work(conn: sqlite3.Connection) -> tuple[Any, ...]:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             series = conn.execute("SELECT COUNT(*) FROM series").fetchone()[0]
-            bars = conn.execute("SELECT COUNT(*) FROM bars").fetchone()[0]
+            bars = conn.execute("SELECT TOTAL(n) FROM blocks").fetchone()[0]
             covered = conn.execute("SELECT TOTAL(stop - start) FROM coverage").fetchone()[0]
-            oldest, newest = conn.execute(
-                "SELECT MIN(first), MAX(last) FROM (SELECT "
-                "(SELECT MIN(time) FROM bars WHERE series_id = series.id) AS first, "
-                "(SELECT MAX(time) FROM bars WHERE series_id = series.id) AS last "
-                "FROM series)"
-            ).fetchone()
+            oldest, newest = conn.execute("SELECT MIN(first), MAX(last) FROM blocks").fetchone()
             return version, series, bars, covered, oldest, newest
 
         version, series, bars, covered, oldest, newest = self._run(work, write=False)
@@ -950,7 +985,7 @@ class BarCache:
         """
 
         def work(conn: sqlite3.Connection) -> None:
-            for table in ("bars", "coverage", "heads", "series"):
+            for table in ("blocks", "coverage", "heads", "series"):
                 conn.execute(f"DELETE FROM {table}")
 
         with self._lock:
