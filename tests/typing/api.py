@@ -36,7 +36,15 @@ def use_client(sim: Simulator) -> None:
         status: str = health.status
         ib.reconnect()
         spec: ibdata.ContractSpec = ib.resolve("EURBBLM25")
-        del when, volume, rows, con_id, status, spec
+        ranged: ibdata.Bars = ib.get_historical_bars(
+            "SPY",
+            start=end - dt.timedelta(days=30),
+            end=end,
+            bar_size="1 min",
+            progress=ibdata.tqdm_progress(desc="SPY"),
+        )
+        columns = ranged.to_arrays()["close"]
+        del when, volume, rows, con_id, status, spec, columns
     try:
         ibdata.Client.from_env().connect()
     except ibdata.ConnectError as exc:
@@ -44,6 +52,15 @@ def use_client(sim: Simulator) -> None:
         del code
     except ibdata.IBDataError:
         pass
+
+
+def use_cache(path: str) -> None:
+    """The cache on its own and through a client."""
+    with ibdata.BarCache(path) as cache:
+        bars: int = cache.info().bars
+        del bars
+    client = ibdata.Client(cache=path, pacing=ibdata.PacingRules(time_scale=10))
+    client.close()
 
 
 def use_registry() -> None:
