@@ -303,3 +303,28 @@ def test_tqdm_progress_shows_chunks_and_bars(paced_sim: Simulator, make_client: 
     assert "AAPL" in text
     assert "3/3" in text
     assert f"{len(bars):,} bars" in text
+
+
+def test_range_past_a_contracts_expiry(paced_sim: Simulator, make_client: Any) -> None:
+    """A contract month's range past its last trading day ends with its last session."""
+    client = make_client()
+    start = dt.datetime(2025, 3, 3, tzinfo=UTC)
+    end = dt.datetime(2025, 3, 12, tzinfo=UTC)
+    bars = client.get_historical_bars("EURBBLH5", start=start, end=end, bar_size="1 hour")
+    assert bars.contract is not None
+    assert bars.contract.last_trade_date == "20250306"
+    times = [b.time for b in bars]
+    assert isinstance(times[-1], dt.datetime)
+    assert times[-1].date() <= dt.date(2025, 3, 6)
+    expected = _expected(
+        paced_sim,
+        "GBL",
+        "1 hour",
+        start,
+        end,
+        sec_type="FUT",
+        exchange="EUREX",
+        last_trade_date_or_contract_month="202503",
+        include_expired=True,
+    )
+    assert _got(bars) == expected
