@@ -57,7 +57,6 @@ import asyncio
 import cProfile
 import datetime as dt
 import gc
-import importlib.util
 import inspect
 import pstats
 import random
@@ -76,6 +75,9 @@ from ibdata import _convert
 from ibdata.models import ContractDetails
 from ibdata.sim import FixedClock, Simulator
 from ibdata.sim._server import SPLIT_PAUSE
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ holds _common.py
+from _common import leftover_threads, machine
 
 UTC = dt.timezone.utc
 
@@ -112,17 +114,6 @@ CONVERTED = "ibdata connection + model (diagnostic)"
 #: Client ids at the simulator (contenders sharing an id share one connection).
 CLIENT_IDS = {IBDATA: 11, TRANSPORT: 11, CONVERTED: 11, RAW: 12, ASYNC2: 13, ASYNC1: 13}
 _THREAD_PREFIXES = ("ibdata", "ibapi")
-
-
-def _machine() -> dict[str, str]:
-    """The machine facts of ``sim_throughput.py`` (loaded by path: benchmarks is no package)."""
-    path = Path(__file__).resolve().parent / "sim_throughput.py"
-    spec = importlib.util.spec_from_file_location("_benchmark_sim_throughput_helpers", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.machine()  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------------------
@@ -672,16 +663,6 @@ def conversion_cost(raw_details: Any, samples: int) -> float:
     return statistics.median(times)
 
 
-def leftover_threads() -> list[str]:
-    """Names of ibdata and ibapi threads still running, after waiting a few seconds."""
-    deadline = time.monotonic() + 5
-    while True:
-        names = [t.name for t in threading.enumerate() if t.name.startswith(_THREAD_PREFIXES)]
-        if not names or time.monotonic() > deadline:
-            return names
-        time.sleep(0.02)
-
-
 def measure(
     duration: str, samples: int, repeat: int, quick: bool
 ) -> tuple[list[Contender], dict[str, Any]]:
@@ -867,7 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if repeat < 1:
         parser.error("--repeat must be at least 1")
-    host = _machine()
+    host = machine()
     clients, facts = measure(
         QUICK_DURATION if args.quick else FULL_DURATION,
         QUICK_SAMPLES if args.quick else FULL_SAMPLES,

@@ -59,13 +59,10 @@ import datetime as dt
 import itertools
 import logging
 import math
-import os
-import platform
 import pstats
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +76,9 @@ from ibdata._planner import chunk_span
 from ibdata.pacing import PacedRequest, PacingTracker
 from ibdata.sim import ContractQuery, FixedClock, Received, Simulator
 from ibdata.sim import _bars as simbars
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ holds _common.py
+from _common import leftover_threads, machine
 
 UTC = dt.timezone.utc
 
@@ -516,31 +516,6 @@ def profile_pacing(rules: PacingRules, requests: int) -> PacingProfile:
 # reporting
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine() -> dict[str, str]:
-    """Facts about the machine the figures come from."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return {
-        "date": dt.datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "platform": platform.platform(),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "cpus": f"{os.cpu_count()} (usable: {usable})",
-        "cpu model": _cpu_model(),
-        "load average before the run": load,
-    }
-
-
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -710,15 +685,6 @@ def render(
 # main
 
 
-def _leftover_threads() -> list[str]:
-    deadline = time.monotonic() + 5
-    while True:
-        left = [t.name for t in threading.enumerate() if t.name.startswith(("ibdata", "ibapi"))]
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.02)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print the markdown (and write it to ``--output``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -759,7 +725,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pacing_profile = None
     if sched.ideal / ours.wall < EFFICIENCY_TARGET:
         pacing_profile = profile_pacing(rules, requests)
-    left = _leftover_threads()
+    left = leftover_threads()
     if left:
         raise RuntimeError(f"threads still running after the benchmark: {left}")
     text = render(host, scale, requests, ours, recipes, sched, pacing_profile, cache, days)

@@ -35,18 +35,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import socket
 import statistics
 import struct
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ibdata.sim import FixedClock, Simulator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ holds _common.py
+from _common import leftover_threads, machine
 
 UTC = dt.timezone.utc
 
@@ -373,7 +374,7 @@ def measure(duration: str, repeat: int) -> tuple[list[Row], dict[str, Any]]:
         for _ in range(repeat):
             for row in rows:
                 row.seconds.append(row.run())
-    leftover = [t.name for t in threading.enumerate() if t.name.startswith("ibdata-sim")]
+    leftover = leftover_threads(("ibdata-sim",))
     if leftover:
         raise RuntimeError(f"simulator threads still running: {leftover}")
     return rows, facts
@@ -381,31 +382,6 @@ def measure(duration: str, repeat: int) -> tuple[list[Row], dict[str, Any]]:
 
 # --------------------------------------------------------------------------------------
 # reporting
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine() -> dict[str, str]:
-    """Facts about the machine the figures come from."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return {
-        "date": dt.datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "platform": platform.platform(),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "cpus": f"{os.cpu_count()} (usable: {usable})",
-        "cpu model": _cpu_model(),
-        "load average before the run": load,
-    }
 
 
 SIM_COLD = f"simulator, sv {SV_IB_ASYNC}, session cache off: request → complete frame"
