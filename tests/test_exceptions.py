@@ -15,6 +15,7 @@ from ibdata.exceptions import (
     ConnectTimeoutError,
     ContractNotFoundError,
     IBDataError,
+    InvalidRequestError,
     NoDataError,
     NotConnectedError,
     PacingViolationError,
@@ -197,8 +198,8 @@ def test_exceptions_pickle_with_their_attributes(err: IBDataError) -> None:
         (162, HMDS + "No historical market data for EUR/CASH@FXSUBPIP AllLast 0", NoDataError),
         (162, HMDS + "No market data permissions for NYSE STK", PermissionDeniedError),
         (162, HMDS + "API historical data query cancelled: 28", RequestError),
-        (162, HMDS + "Time length exceed max.", RequestError),
-        (162, HMDS + "invalid step: 1", RequestError),
+        (162, HMDS + "Time length exceed max.", InvalidRequestError),
+        (162, HMDS + "invalid step: 1", InvalidRequestError),
         (162, HMDS + "Trading TWS session is connected from a different IP address", RequestError),
         (166, "HMDS Expired Contract Violation.", NoDataError),
         (
@@ -207,19 +208,23 @@ def test_exceptions_pickle_with_their_attributes(err: IBDataError) -> None:
             "invalid. Legal ones are: 1 secs, 5 secs, 10 secs, 15 secs, 30 secs, 1 min, "
             "2 mins, 3 mins, 5 mins, 10 mins, 15 mins, 20 mins, 30 mins, 1 hour, 2 hours, "
             "3 hours, 4 hours, 8 hours, 1 day, 1W, 1M",
-            RequestError,
+            InvalidRequestError,
         ),
         (
             321,
             "Error validating request.-'bH' : cause - Historical data requests for durations "
             "longer than 365 days must be made in years.",
-            RequestError,
+            InvalidRequestError,
         ),
-        (321, "Error validating request:-'bS' : cause - Please enter exchange", RequestError),
+        (
+            321,
+            "Error validating request:-'bS' : cause - Please enter exchange",
+            InvalidRequestError,
+        ),
         (
             321,
             "Error validating request.-'bS' : cause - End date not supported with adjusted last",
-            RequestError,
+            InvalidRequestError,
         ),
         (
             322,
@@ -258,18 +263,18 @@ def test_exceptions_pickle_with_their_attributes(err: IBDataError) -> None:
         (
             10299,
             "Expected what to show is AGGTRADES, please use that instead of TRADES.",
-            RequestError,
+            InvalidRequestError,
         ),
         (
             10314,
             "End Date/Time: The date, time, or time-zone entered is invalid. The correct "
             "format is yyyymmdd hh:mm:ss xx/xxxx where yyyymmdd and xx/xxxx are optional.",
-            RequestError,
+            InvalidRequestError,
         ),
         (
             10339,
             "Setting end date/time for continuous future security type is not allowed.",
-            RequestError,
+            InvalidRequestError,
         ),
         (100, "Max rate of messages per second has been exceeded.", RequestError),
         (99999, "Something IB added later", RequestError),
@@ -349,3 +354,25 @@ def test_ib_error_codes_table_agrees_with_the_mapping() -> None:
             cls = type(error_for(code, "", 1))
             if cls is not RequestError:
                 assert cls.__name__ in text, code
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (
+            321,
+            "Error validating request.-'bK' : cause - Historical data bar size setting is invalid.",
+        ),
+        (10299, "Expected what to show is AGGTRADES, please use that instead of TRADES."),
+        (10314, "End Date/Time: The date, time, or time-zone entered is invalid."),
+        (10339, "Setting end date/time for continuous future security type is not allowed."),
+        (162, "Historical Market Data Service error message:Time length exceed max."),
+        (162, "Historical Market Data Service error message:invalid step: 1"),
+    ],
+)
+def test_invalid_requests_map_to_invalid_request_error(code: int, text: str) -> None:
+    """IB's "this request is invalid" answers map to InvalidRequestError, a RequestError."""
+    exc = error_for(code, text, 12)
+    assert type(exc) is InvalidRequestError
+    assert isinstance(exc, RequestError)
+    assert exc.code == code

@@ -13,7 +13,8 @@ The tree::
     │   ├── AmbiguousContractError    200 "ambiguous"; .candidates
     │   ├── NoDataError               162 "HMDS query returned no data", 166
     │   ├── PacingViolationError      162 "pacing violation"; .retry_after
-    │   └── PermissionDeniedError     354, 162 "No market data permissions", 10168 ...
+    │   ├── PermissionDeniedError     354, 162 "No market data permissions", 10168 ...
+    │   └── InvalidRequestError       321, 10299, 10314, 10339, 162 "Time length exceed max."
     ├── RequestTimeoutError           (also TimeoutError) no answer in time; cancelled
     └── UnknownProductError           (also LookupError) a product code the registry lacks
 
@@ -48,6 +49,7 @@ __all__ = [
     "ConnectionLostError",
     "ContractNotFoundError",
     "IBDataError",
+    "InvalidRequestError",
     "NoDataError",
     "NotConnectedError",
     "PacingViolationError",
@@ -316,6 +318,17 @@ class PermissionDeniedError(RequestError):
     """
 
 
+class InvalidRequestError(RequestError):
+    """IB refused the request as invalid: the caller can fix it by asking differently.
+
+    Raised for 321 ("Error validating request"), 10299 (wrong what-to-show for the
+    instrument), 10314 (bad end date), 10339 (an end date for a continuous future) and
+    162 "Time length exceed max." / "invalid step" (a duration too long for the bar
+    size). ibdata checks arguments before sending, so this means IB applies a rule ibdata
+    does not know; the message is IB's.
+    """
+
+
 class RequestTimeoutError(IBDataError, TimeoutError):
     """A request got no complete answer in time (also a :class:`TimeoutError`).
 
@@ -406,6 +419,12 @@ _RULES: Final[tuple[tuple[int, str | None, type[RequestError]], ...]] = (
     (10090, None, PermissionDeniedError),
     (10168, None, PermissionDeniedError),
     (10187, None, PermissionDeniedError),
+    (162, "time length exceed max", InvalidRequestError),
+    (162, "invalid step", InvalidRequestError),
+    (321, None, InvalidRequestError),
+    (10299, None, InvalidRequestError),
+    (10314, None, InvalidRequestError),
+    (10339, None, InvalidRequestError),
 )
 
 
@@ -418,11 +437,12 @@ def error_for(
     :class:`AmbiguousContractError` when the text says "ambiguous". 162 depends on its
     text: "pacing violation" gives :class:`PacingViolationError`, "HMDS query returned
     no data" and "No historical market data" give :class:`NoDataError`, "No market data
-    permissions" gives :class:`PermissionDeniedError`, anything else (a cancelled query,
-    "Time length exceed max.", "invalid step") a plain :class:`RequestError`. 166 gives
-    :class:`NoDataError`; 354, 10089, 10090, 10168 and 10187 give
-    :class:`PermissionDeniedError`. Every other code, 321, 322, 366, 386, 10299, 10314
-    and 10339 among them, gives a plain :class:`RequestError`.
+    permissions" gives :class:`PermissionDeniedError`, "Time length exceed max." and
+    "invalid step" give :class:`InvalidRequestError`, anything else (a cancelled query) a
+    plain :class:`RequestError`. 166 gives :class:`NoDataError`; 354, 10089, 10090, 10168
+    and 10187 give :class:`PermissionDeniedError`; 321, 10299, 10314 and 10339 give
+    :class:`InvalidRequestError`. Every other code, 322, 366 and 386 among them, gives a
+    plain :class:`RequestError`.
 
     Check :func:`is_informational` first: informational codes should be logged, not
     raised.
@@ -489,7 +509,7 @@ IB_ERROR_CODES: Final[Mapping[int, str]] = MappingProxyType(
         "(ContractNotFoundError), or the description is ambiguous "
         "(AmbiguousContractError).",
         321: "Error validating request: bad bar size, duration, date format, missing "
-        "exchange or expiry, end date with ADJUSTED_LAST. RequestError.",
+        "exchange or expiry, end date with ADJUSTED_LAST. InvalidRequestError.",
         322: "Error processing request, e.g. more than 50 simultaneous historical data "
         "requests. RequestError.",
         326: "Client id already in use; TWS closes the connection. ConnectError.",
@@ -537,10 +557,11 @@ IB_ERROR_CODES: Final[Mapping[int, str]] = MappingProxyType(
         10197: "No market data during a competing live session (paper and live logged in "
         "at once). RequestError.",
         10299: "Wrong whatToShow for the instrument, e.g. AGGTRADES instead of TRADES for "
-        "crypto. RequestError.",
+        "crypto. InvalidRequestError.",
         10314: "End date/time invalid: use yyyymmdd hh:mm:ss with a zone, or "
-        "yyyymmdd-hh:mm:ss in UTC. RequestError.",
-        10339: "An end date/time is not allowed for continuous futures (CONTFUT). RequestError.",
+        "yyyymmdd-hh:mm:ss in UTC. InvalidRequestError.",
+        10339: "An end date/time is not allowed for continuous futures (CONTFUT). "
+        "InvalidRequestError.",
     }
 )
 """What each IB message code ibdata knows means, and how ibdata reports it.
