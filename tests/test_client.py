@@ -535,3 +535,23 @@ def test_error_signatures_of_every_ibapi_release() -> None:
     assert normalize_error(5, 1_700_000_000_000, 200, "No security", "") == (5, 200, "No security")
     with pytest.raises(TypeError):
         normalize_error(5, "x")
+
+
+def test_first_connect_can_retry_in_the_background(sim_factory: Callable[..., Simulator]) -> None:
+    """A failed first connect with retry_in_background keeps trying until TWS is up."""
+    sim = sim_factory()
+    port = sim.port
+    sim.refuse_connections()
+    c = Client(
+        sim.host, port, connect_timeout=1, timeout=10,
+        reconnect_min_delay=0.05, reconnect_max_delay=0.2,
+    )  # fmt: skip
+    try:
+        with pytest.raises(ConnectError):
+            c.connect(retry_in_background=True)
+        assert c.health().status == "connecting"
+        sim.refuse_connections(False)
+        assert c.get_historical_bars("AAPL")  # waits for the background session
+        assert c.health().ready
+    finally:
+        c.close()

@@ -198,10 +198,16 @@ class Client:
             raise ValueError(f"invalid IB_* environment: {exc}") from exc
 
     # ------------------------------------------------------------------ session
-    def connect(self) -> Client:
+    def connect(self, *, retry_in_background: bool = False) -> Client:
         """Connect and wait until TWS is ready for requests; returns ``self``.
 
         Blocks up to ``connect_timeout`` seconds (for each client id tried).
+
+        Args:
+            retry_in_background: if this attempt fails and ``auto_reconnect`` is on, keep
+                trying in the background with the usual backoff (the error is raised all
+                the same); requests then wait for the session up to their timeout. For
+                services that must start while TWS is down.
 
         Raises:
             ConnectError: refused, handshake failed, or the fixed client id is in use.
@@ -212,7 +218,19 @@ class Client:
                 raise ConnectError("this client was closed; create a new one")
             if self._conn is not None and self._conn.ready:
                 return self
-        conn = self._open_session()
+        try:
+            conn = self._open_session()
+        except ConnectError:
+            if retry_in_background and self.auto_reconnect:
+                with self._cond:
+                    self._started = True
+                    if not self._connecting:
+                        self._connecting = True
+                        self._supervisor = threading.Thread(
+                            target=self._reconnect_loop, name="ibdata-reconnect", daemon=True
+                        )
+                        self._supervisor.start()
+            raise
         with self._cond:
             self._conn = conn
             self._started = True
