@@ -1,25 +1,106 @@
 """The ``ibdata`` command line.
 
-``ibdata sim`` runs the gateway simulator until interrupted; ``ibdata demo`` starts one in
-the same process and prints bars and contract details fetched from it with
-:class:`ibdata.Client`, so a fresh install shows real data flowing with no IB account.
+Commands::
+
+    ibdata bars SYMBOL [--duration D | --start T [--end T]] [--bar-size S] [--what-to-show W]
+                       [--rth] [--sec-type T] [--exchange X] [--currency C]
+                       [--format table|csv|json] [-o FILE] [--cache PATH | --no-cache]
+                       [--progress | --no-progress]
+    ibdata contract SYMBOL [--sec-type T] [--exchange X] [--currency C] [--include-expired]
+                           [--format table|json] [-o FILE]
+    ibdata products [--format table|csv|json] [-o FILE]
+    ibdata health [--format table|json]
+    ibdata serve ...              the REST API (``ibdata._serve``; extra ``http``)
+    ibdata sim [...]              the TWS / IB Gateway simulator, until interrupted
+    ibdata demo                   a simulator in-process, and data fetched from it
+    ibdata cache info|clear [--path PATH]
+
+``bars``, ``contract`` and ``health`` talk to TWS / IB Gateway and take ``--host``,
+``--port``, ``--client-id`` (defaults: ``$IB_HOST``, ``$IB_PORT``, ``$IB_CLIENT_ID``, else
+127.0.0.1, 7497 and a random id), ``--timeout`` (seconds per request, 60) and
+``--connect-timeout`` (10). ``$IBDATA_PRODUCTS`` names a file of extra product codes.
+
+Decisions, also stated in ``--help``:
+
+- ``--start``/``--end`` are ISO 8601: ``2025-03-12``, ``2025-03-12T15:00``,
+  ``2025-03-12T15:00:00Z``, ``2025-03-12T10:00-05:00``. A date alone is 00:00 and a time
+  without ``Z`` or an offset is UTC. ``--end`` defaults to now.
+- ``--duration`` (default ``1 D``) is one request to IB, back from ``--end`` (default: now).
+  ``--start`` is a range download: split, paced, and cached in ``--cache PATH`` (default
+  :func:`default_cache_path`; ``--no-cache`` keeps none). Only ranges use the cache.
+- A progress bar (tqdm, on stderr) is shown for ranges when stderr is a terminal;
+  ``--progress`` / ``--no-progress`` force it on or off.
+- Bar times are ISO 8601 UTC with ``Z`` for intraday bars and ``YYYY-MM-DD`` session dates
+  for daily and longer bars. CSV has the header ``time,open,high,low,close,volume,wap,count``
+  and empty fields for missing values; JSON is a list of objects with ``null`` for them.
+- ``health`` connects and prints the session's state (``disconnected`` when it cannot
+  connect); it exits 0 when the state is ``healthy``, 1 otherwise, with the reason on stderr.
+- Errors (:class:`ibdata.IBDataError`, ``ValueError``, ``TypeError``, ``OSError``) are one
+  line ``ibdata: <message>`` on stderr with exit status 1; ``--debug`` (before or after the
+  command) adds the traceback. Bad option values are usage errors, checked before
+  connecting: exit status 2 with argparse's message. An interrupt exits 130.
+- One-shot commands log only warnings (``-v``: debug); ``sim`` and ``serve`` log at INFO.
+
+The command line only parses, makes one :class:`ibdata.Client` call and serializes; the
+arguments are checked by the same helpers as the client's, before anything is sent.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime as dt
+import enum
+import importlib
+import io
+import json
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
+import attrs
+
+from ibdata import _validate as v
+from ibdata._client import Client
+from ibdata._progress import tqdm_progress
 from ibdata._version import __version__
+from ibdata.exceptions import IBDataError, SessionError
+from ibdata.models import Bars, ContractDetails, Health
+from ibdata.registry import ProductRegistry
+
+T = TypeVar("T")
+
+UTC = dt.timezone.utc
+
+#: The columns of ``bars`` output, in order.
+BAR_COLUMNS = ("time", "open", "high", "low", "close", "volume", "wap", "count")
+
+#: Exit status of a failed command (an IB error, a bad value, a file problem).
+EXIT_ERROR = 1
+#: Exit status after Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+_EPILOG = """\
+connection (bars, contract, health):
+  --host      $IB_HOST, else 127.0.0.1
+  --port      $IB_PORT, else 7497 (TWS paper; live 7496, IB Gateway 4002 / 4001)
+  --client-id $IB_CLIENT_ID, else a random id
+  $IBDATA_PRODUCTS may name a TOML or JSON file of extra product codes.
+
+exit status:
+  0 success; 1 an error, shown as one line "ibdata: <message>" on stderr (--debug adds
+  the traceback), or an unhealthy session for "health"; 2 a usage error; 130 interrupted.
+"""
 
 
+# ---------------------------------------------------------------------- argument types
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -40,15 +121,261 @@ def _port(text: str) -> int:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
+def _checked(check: Callable[[Any], T], parse: Callable[[str], Any] = str) -> Callable[[str], T]:
+    """An argparse ``type=`` running one of the client's own argument checks."""
+
+    def convert(text: str) -> T:
+        try:
+            return check(parse(text))
+        except (ValueError, TypeError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"not an integer: {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"not a number: {text!r}") from None
+
+
+def _when(text: str) -> dt.datetime:
+    """An ISO 8601 date or date-time; ``Z`` or an offset, else UTC."""
+    raw = text.strip()
+    if raw[-1:] in ("Z", "z"):
+        raw = raw[:-1] + "+00:00"
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date or time: {text!r} (e.g. 2025-03-12, 2025-03-12T15:00Z, "
+            "2025-03-12T10:00-05:00)"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------- the parser
+def _options_parent() -> argparse.ArgumentParser:
+    """``-v`` and ``--debug``, accepted after the subcommand too."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug messages"
+    )
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of an error",
+    )
+    return p
+
+
+def _connection_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("connection")
+    g.add_argument("--host", default=None, help="TWS / IB Gateway host ($IB_HOST, else 127.0.0.1)")
+    g.add_argument(
+        "--port",
+        type=_checked(v.port, _integer),
+        default=None,
+        help="its API port ($IB_PORT, else 7497)",
+    )
+    g.add_argument(
+        "--client-id",
+        type=_checked(v.client_id, _integer),
+        default=None,
+        metavar="N",
+        help="API client id ($IB_CLIENT_ID, else a random free one)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=_checked(lambda x: v.seconds(x, "--timeout"), _number),
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds to wait for each request to IB (60)",
+    )
+    g.add_argument(
+        "--connect-timeout",
+        type=_checked(lambda x: v.seconds(x, "--connect-timeout"), _number),
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds to wait for the session to be ready (10)",
+    )
+    return p
+
+
+def _contract_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("instrument")
+    g.add_argument(
+        "--sec-type",
+        type=_checked(v.sec_type),
+        default=None,
+        metavar="TYPE",
+        help="security type: STK, FUT, CONTFUT, CASH, IND, ... (STK for a plain symbol)",
+    )
+    g.add_argument(
+        "--exchange",
+        type=_checked(lambda x: v.text(x, "exchange")),
+        default=None,
+        help="exchange (SMART for a plain symbol)",
+    )
+    g.add_argument(
+        "--currency",
+        type=_checked(lambda x: v.text(x, "currency")),
+        default=None,
+        help="currency (USD for a plain symbol)",
+    )
+    return p
+
+
+def _output_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-o", "--output", metavar="FILE", default=None, help="write to FILE instead of stdout"
+    )
+
+
+def _format_argument(p: argparse.ArgumentParser, *choices: str) -> None:
+    p.add_argument(
+        "--format",
+        choices=choices,
+        default=choices[0],
+        help=f"output format ({choices[0]})",
+    )
+
+
+def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="ibdata", description="Historical bars and contract data from Interactive Brokers."
+        prog="ibdata",
+        description="Historical bars and contract data from Interactive Brokers.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"ibdata {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    options = _options_parent()
+    connection = _connection_parent()
+    instrument = _contract_parent()
 
-    sim = sub.add_parser("sim", help="run the TWS / IB Gateway simulator until interrupted")
+    bars = sub.add_parser(
+        "bars",
+        parents=[options, connection, instrument],
+        help="historical bars for a symbol or product code",
+        description=(
+            "Historical bars: --duration back from --end (one request to IB), or the range "
+            "[--start, --end) (split, paced and cached). Times are ISO 8601: a date alone "
+            "is 00:00, and a time without Z or an offset is UTC. Bar times are printed in "
+            "UTC with Z for intraday bars and as YYYY-MM-DD session dates for daily and "
+            "longer bars."
+        ),
+    )
+    bars.add_argument("symbol", help="a stock symbol (AAPL) or a product code (EURBBL, EURBBLM25)")
+    when = bars.add_mutually_exclusive_group()
+    when.add_argument(
+        "--duration",
+        type=_checked(v.duration),
+        default=None,
+        help="IB duration back from --end: '3600 S', '1 D', '2 W', '6 M', '1 Y' (1 D)",
+    )
+    when.add_argument(
+        "--start",
+        type=_when,
+        default=None,
+        metavar="TIME",
+        help="download the range from TIME (ISO 8601) to --end",
+    )
+    bars.add_argument(
+        "--end", type=_when, default=None, metavar="TIME", help="end time, ISO 8601 (now)"
+    )
+    bars.add_argument(
+        "--bar-size",
+        type=_checked(v.bar_size),
+        default="1 hour",
+        metavar="SIZE",
+        help="'1 secs' .. '30 mins', '1 hour' .. '8 hours', '1 day', '1 week', '1 month' (1 hour)",
+    )
+    bars.add_argument(
+        "--what-to-show",
+        type=_checked(v.what_to_show),
+        default="TRADES",
+        metavar="WHAT",
+        help="TRADES, MIDPOINT, BID, ASK, BID_ASK, ADJUSTED_LAST, ... (TRADES)",
+    )
+    bars.add_argument("--rth", action="store_true", help="only regular trading hours")
+    _format_argument(bars, "table", "csv", "json")
+    _output_argument(bars)
+    cache_opts = bars.add_mutually_exclusive_group()
+    cache_opts.add_argument(
+        "--cache",
+        metavar="PATH",
+        default=None,
+        help="bar cache for --start ranges ($IBDATA_CACHE, else ~/.cache/ibdata/bars.sqlite)",
+    )
+    cache_opts.add_argument("--no-cache", action="store_true", help="keep no cache for ranges")
+    bars.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr for --start ranges (default: when stderr is a terminal)",
+    )
+    bars.set_defaults(run=_run_bars)
+
+    contract = sub.add_parser(
+        "contract",
+        parents=[options, connection, instrument],
+        help="contract details of a symbol or product code",
+        description="Every contract IB lists for SYMBOL (a futures product code without a "
+        "month: its continuous contract).",
+    )
+    contract.add_argument("symbol", help="a stock symbol (AAPL) or a product code (EURBBLM25)")
+    contract.add_argument(
+        "--include-expired", action="store_true", help="find expired futures contracts too"
+    )
+    _format_argument(contract, "table", "json")
+    _output_argument(contract)
+    contract.set_defaults(run=_run_contract)
+
+    products = sub.add_parser(
+        "products",
+        parents=[options],
+        help="the product codes ibdata knows",
+        description="The product codes of the registry: the built-in ones and those of the "
+        "file $IBDATA_PRODUCTS names.",
+    )
+    _format_argument(products, "table", "csv", "json")
+    _output_argument(products)
+    products.set_defaults(run=_run_products)
+
+    health = sub.add_parser(
+        "health",
+        parents=[options, connection],
+        help="connect and print the session's health",
+        description="Connect, print the session's state, and exit 0 when it is healthy, "
+        "1 otherwise (the reason on stderr).",
+    )
+    _format_argument(health, "table", "json")
+    health.set_defaults(run=_run_health)
+
+    # ================================================================= serve
+    # ``ibdata serve`` lives in ibdata._serve: ``add_arguments(parser)`` and
+    # ``run(args) -> int``. It is imported only when "serve" is on the command line, so
+    # the other commands never load (or depend on) the REST stack.
+    _add_serve(sub, options, "serve" in argv)
+    # ================================================================= end of serve
+
+    sim = sub.add_parser(
+        "sim", parents=[options], help="run the TWS / IB Gateway simulator until interrupted"
+    )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     sim.add_argument("--port", type=_port, default=7497, help="TCP port (7497; 0 = any free)")
     sim.add_argument(
@@ -90,19 +417,57 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ZONE",
         help="TWS login time zone, an IANA name (UTC)",
     )
+    sim.set_defaults(run=_run_sim)
 
-    sub.add_parser("demo", help="start a simulator in-process and print data fetched from it")
+    demo = sub.add_parser(
+        "demo", parents=[options], help="start a simulator in-process and print data from it"
+    )
+    demo.set_defaults(run=lambda args: _run_demo())
 
-    cache = sub.add_parser("cache", help="inspect or clear the history engine's bar cache")
+    cache = sub.add_parser(
+        "cache", parents=[options], help="inspect or clear the history engine's bar cache"
+    )
     cache_sub = cache.add_subparsers(dest="cache_command", required=True)
     for name, text in (("info", "show what the cache holds"), ("clear", "delete every bar")):
-        c = cache_sub.add_parser(name, help=text)
+        c = cache_sub.add_parser(name, parents=[options], help=text)
         c.add_argument(
             "--path",
             default=None,
             help="the cache file (default: $IBDATA_CACHE, else ~/.cache/ibdata/bars.sqlite)",
         )
+    cache.set_defaults(run=_run_cache)
     return p
+
+
+def _add_serve(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    options: argparse.ArgumentParser,
+    wanted: bool,
+) -> None:
+    """Register ``serve``; its arguments come from ``ibdata._serve`` when it is wanted."""
+    text = "run the REST API server (needs the extra: pip install 'ibdata[http]')"
+    p = sub.add_parser("serve", parents=[options], help=text, description=text)
+    if not wanted:
+        return
+    try:
+        serve = importlib.import_module("ibdata._serve")
+    except ImportError as exc:
+        reason = f"ibdata serve is not available: {exc}"
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(run=lambda args: _unavailable(reason))
+        return
+    serve.add_arguments(p)
+    p.set_defaults(run=_run_serve)
+
+
+def _unavailable(reason: str) -> int:
+    print(f"ibdata: {reason}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    serve = importlib.import_module("ibdata._serve")
+    return int(serve.run(args))
 
 
 def default_cache_path() -> Path:
@@ -115,24 +480,263 @@ def default_cache_path() -> Path:
     return Path(base) / "ibdata" / "bars.sqlite"
 
 
+# ---------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit status."""
-    args = _parser().parse_args(argv)
+    """Run the command line; returns the process exit status.
+
+    Errors ibdata raises (:class:`~ibdata.exceptions.IBDataError`), bad values
+    (``ValueError``, ``TypeError``) and file problems (``OSError``) are printed as one line
+    ``ibdata: <message>`` on stderr and give status 1; ``--debug`` prints the traceback
+    first. Usage errors give status 2, an interrupt 130.
+    """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(arguments).parse_args(arguments)
+    verbose = getattr(args, "verbose", False)
+    debug = getattr(args, "debug", False)
+    # Servers log what they do; one-shot commands only warnings (ibapi logs every message
+    # at INFO), so that stderr holds little but the error line.
+    server = args.command in ("sim", "serve")
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO if server else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.command == "sim":
-        return _run_sim(args)
-    if args.command == "cache":
-        return _run_cache(args)
-    if not args.verbose:
-        # The demo prints its own output; ibapi logs every message at INFO.
-        for name in ("ibapi", "ibdata"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    return _run_demo()
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print("ibdata: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (| head): not worth a message
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
+    except (IBDataError, ValueError, TypeError, OSError) as exc:
+        if debug:
+            traceback.print_exc()
+        message = str(exc) or type(exc).__name__
+        print(f"ibdata: {' '.join(message.split())}", file=sys.stderr)
+        return EXIT_ERROR
 
 
+# ---------------------------------------------------------------------- data commands
+def _client(args: argparse.Namespace, *, cache: Path | None = None) -> Client:
+    """A client from the environment, overridden by the connection options given."""
+    options: dict[str, Any] = {
+        "timeout": args.timeout,
+        "connect_timeout": args.connect_timeout,
+        "cache": cache,
+    }
+    for name in ("host", "port", "client_id"):
+        value = getattr(args, name)
+        if value is not None:
+            options[name] = value
+    return Client.from_env(**options)
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    with open(output, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+
+
+def _run_bars(args: argparse.Namespace) -> int:
+    ranged = args.start is not None
+    cache = None
+    if ranged and not args.no_cache:
+        cache = Path(args.cache).expanduser() if args.cache else default_cache_path()
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = None
+    if ranged and show_progress:
+        progress = tqdm_progress(file=sys.stderr, desc=args.symbol, leave=False)
+    with _client(args, cache=cache) as ib:
+        bars = ib.get_historical_bars(
+            args.symbol,
+            duration=args.duration,
+            start=args.start,
+            end=args.end,
+            bar_size=args.bar_size,
+            what_to_show=args.what_to_show,
+            use_rth=args.rth,
+            sec_type=args.sec_type,
+            exchange=args.exchange,
+            currency=args.currency,
+            progress=progress,
+        )
+    _emit(_render_bars(bars, args.format), args.output)
+    return 0
+
+
+def _run_contract(args: argparse.Namespace) -> int:
+    with _client(args) as ib:
+        details = ib.get_contract_details(
+            args.symbol,
+            sec_type=args.sec_type,
+            exchange=args.exchange,
+            currency=args.currency,
+            include_expired=args.include_expired,
+        )
+    _emit(_render_contracts(details, args.format), args.output)
+    return 0
+
+
+def _run_products(args: argparse.Namespace) -> int:
+    registry = ProductRegistry.from_env()
+    header = (
+        *("code", "name", "symbol", "sec_type", "exchange", "currency"),
+        *("trading_class", "multiplier", "months"),
+    )
+    rows = [
+        {"code": code, **product.to_dict()} for code, product in sorted(registry.products.items())
+    ]
+    if args.format == "json":
+        text = _json_lines(rows)
+    else:
+        cells = [[str(row[name]) for name in header] for row in rows]
+        text = _csv(header, cells) if args.format == "csv" else _table(header, cells)
+    _emit(text, args.output)
+    return 0
+
+
+def _run_health(args: argparse.Namespace) -> int:
+    failure: SessionError | None = None
+    client = _client(args)
+    try:
+        try:
+            client.connect()
+        except SessionError as exc:
+            failure = exc
+        health = client.health()
+    finally:
+        client.close()
+    _emit(_render_health(health, args.format), None)
+    if failure is not None:
+        raise failure
+    return 0 if health.status == "healthy" else EXIT_ERROR
+
+
+# ---------------------------------------------------------------------- serializing
+def _iso(value: dt.datetime | dt.date) -> str:
+    """A bar or record time: ``YYYY-MM-DDTHH:MM:SSZ`` in UTC, or a date ``YYYY-MM-DD``."""
+    if isinstance(value, dt.datetime):
+        text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
+        return text + "Z"
+    return value.isoformat()
+
+
+def _json_default(value: object) -> object:
+    """JSON for the records ibdata returns: attrs classes, mappings, times and enums."""
+    if isinstance(value, (dt.datetime, dt.date)):
+        return _iso(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return dict(value)
+    if attrs.has(type(value)):
+        return attrs.asdict(value, recurse=False)  # type: ignore[arg-type]
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _json_lines(rows: Sequence[object]) -> str:
+    """A JSON list with one element per line."""
+    if not rows:
+        return "[]\n"
+    items = ",\n".join("  " + json.dumps(row, default=_json_default) for row in rows)
+    return f"[\n{items}\n]\n"
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: int = 0) -> str:
+    """Columns padded to their widest cell; the last ``right`` columns right-aligned."""
+    widths = [len(name) for name in header]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    first_right = len(header) - right
+    lines = []
+    for row in (header, *rows):
+        cells = [
+            cell.rjust(w) if i >= first_right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _number_text(value: float | int | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.8f}".rstrip("0").rstrip(".")
+
+
+def _render_bars(bars: Bars, form: str) -> str:
+    rows = bars.to_dicts()
+    for row in rows:
+        row["time"] = _iso(row["time"])
+    if form == "json":
+        return _json_lines(rows)
+    if form == "csv":
+        return _csv(
+            BAR_COLUMNS, [["" if r[c] is None else r[c] for c in BAR_COLUMNS] for r in rows]
+        )
+    cells = [[r["time"]] + [_number_text(r[c]) for c in BAR_COLUMNS[1:]] for r in rows]
+    return _table(BAR_COLUMNS, cells, right=len(BAR_COLUMNS) - 1)
+
+
+def _render_contracts(details: Sequence[ContractDetails], form: str) -> str:
+    if form == "json":
+        return _json_lines(details)
+    header = (
+        *("con_id", "symbol", "sec_type", "local_symbol", "exchange", "currency"),
+        *("last_trade_date", "multiplier", "time_zone", "name"),
+    )
+    rows = [
+        [
+            str(d.contract.con_id),
+            d.contract.symbol,
+            d.contract.sec_type,
+            d.contract.local_symbol,
+            d.contract.exchange,
+            d.contract.currency,
+            d.contract.last_trade_date,
+            d.contract.multiplier,
+            d.time_zone_id,
+            d.long_name,
+        ]
+        for d in details
+    ]
+    return _table(header, rows)
+
+
+def _render_health(health: Health, form: str) -> str:
+    record = health.to_dict()
+    if form == "json":
+        return json.dumps(record, indent=2) + "\n"
+    lines = []
+    for key, value in record.items():
+        if isinstance(value, dict):
+            text = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        elif isinstance(value, list):
+            text = ", ".join(str(x) for x in value) or "-"
+        else:
+            text = "-" if value is None else str(value)
+        lines.append(f"{key + ':':<24} {text}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------- sim, cache, demo
 def _run_sim(args: argparse.Namespace) -> int:
     from ibdata.pacing import PacingRules
     from ibdata.sim import Simulator
