@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -769,3 +770,16 @@ def test_invalid_request_refused_by_ib_is_400(api: httpx.Client) -> None:
         params={"duration": "1 W", "barSize": "1 day", "endDateTime": "2025-03-01T00:00:00Z"},
     )
     assert "continuous future" in _error(r, 400, 10339)
+
+
+def test_serve_cache_option_opens_the_cache(tmp_path: Path) -> None:
+    """``ibdata serve --cache PATH`` (or IBDATA_CACHE) gives the shared client a bar cache."""
+    path = tmp_path / "bars.sqlite"
+    status, _, err, health = _run_serve(["--simulate", "--port", "0", "--cache", str(path)])
+    assert status == 0, err
+    assert health["status"] == "healthy"
+    assert path.exists()
+    env_path = tmp_path / "env.sqlite"
+    status, _, err, _ = _run_serve(["--simulate", "--port", "0"], IBDATA_CACHE=str(env_path))
+    assert status == 0, err
+    assert env_path.exists()

@@ -2,7 +2,8 @@
 
 Configured by options, else by the older HTTP server's variables: ``IB_HOST``, ``IB_PORT``
 and ``IB_CLIENT_ID`` for TWS, ``IB_SERVER_PORT`` for the HTTP port, and
-``IBDATA_API_TOKEN`` for the bearer token. ``--simulate`` starts the gateway simulator in
+``IBDATA_API_TOKEN`` for the bearer token; ``IBDATA_CACHE`` (or ``--cache``) names a bar
+cache shared by every request. ``--simulate`` starts the gateway simulator in
 the same process and serves its data. SIGINT or SIGTERM stop it gracefully: requests in
 flight finish (up to 10 s), then the client and the simulator are closed.
 """
@@ -44,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="API client id (default $IB_CLIENT_ID, else a random one)",
+    )
+    parser.add_argument(
+        "--cache",
+        default=None,
+        metavar="PATH",
+        help="bar cache file shared by every request's range downloads "
+        "(default $IBDATA_CACHE; no cache when neither is set)",
     )
 
 
@@ -105,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("ibapi").setLevel(logging.WARNING)  # it logs every message
 
     sim: Any = None
-    options = {"client_id": args.client_id}
+    options: dict[str, Any] = {
+        "client_id": args.client_id,
+        "cache": args.cache or os.environ.get("IBDATA_CACHE") or None,
+    }
     try:
         if args.simulate:
             from ibdata.sim import Simulator
