@@ -51,8 +51,8 @@ Every error is ``{"error": message, "code": IB's code or null, "timestamp": ISO 
 
 - 400: invalid parameters (also FastAPI's own validation errors), a request IB refused as
   invalid (``InvalidRequestError``: 321, 10314, 10339 ..., with IB's code), and an
-  instrument that matches several contracts (``AmbiguousContractError``; narrow it with a month, ``secType``,
-  ``exchange`` or ``currency``; the body adds ``candidates``)
+  instrument that matches several contracts (``AmbiguousContractError``; narrow it with a
+  month, ``secType``, ``exchange`` or ``currency``; the body adds ``candidates``)
 - 401: a token is required and was missing or wrong
 - 403: no market-data permission for the instrument
 - 404: unknown symbol or product code (a month suffix the product does not trade), or IB
