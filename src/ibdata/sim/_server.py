@@ -14,9 +14,11 @@ import datetime as dt
 import heapq
 import itertools
 import logging
+import select
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 
 import attrs
@@ -226,6 +228,7 @@ class Simulator:
         self._lock = threading.RLock()
         self._latency = latency
         self._sessions: dict[int, _Session] = {}
+        self._every_session: weakref.WeakSet[_Session] = weakref.WeakSet()
         self._conn_numbers = itertools.count(1)
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
@@ -295,6 +298,11 @@ class Simulator:
         self._close_listener()
         self.drop_all()
         self._scheduler.stop()
+        with self._lock:
+            ended = list(self._every_session)  # sessions that closed themselves, too
+        for session in ended:
+            session.close("simulator stopped")
+            session.join()
         log.info("simulator on port %d stopped", self._port)
 
     def _close_listener(self) -> None:
@@ -476,6 +484,7 @@ class Simulator:
                 number = next(self._conn_numbers)
                 session = _Session(self, sock, number, f"{addr[0]}:{addr[1]}")
                 self._sessions[number] = session
+                self._every_session.add(session)
             log.info("connection %d from %s:%s", number, addr[0], addr[1])
             session.start()
 
@@ -1002,14 +1011,25 @@ class _Session:
 
     # ---------------------------------------------------------------- reading
     def _recv(self, size: int) -> bytes:
-        """Block until bytes arrive. The socket carries the writer's send timeout, so a
-        quiet client shows up here as timeouts, which are not errors."""
+        """Block until bytes arrive; b"" once the session is closing.
+
+        Waits in ``select`` with a short tick: closing a socket from another thread does
+        not wake a thread blocked in ``recv`` on Linux, and ``shutdown`` fails on a
+        connection the peer has already reset, so the reader checks for closing itself.
+        """
         while True:
+            if self._closing:
+                return b""
+            try:
+                ready, _, _ = select.select([self.sock], [], [], 0.5)
+            except (OSError, ValueError):  # the socket was closed under us
+                return b""
+            if not ready:
+                continue
             try:
                 return self.sock.recv(size)
             except TimeoutError:
-                if self._closing:
-                    return b""
+                continue
 
     def _read_loop(self) -> None:
         reader = FrameReader(self.sim.max_frame)
