@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_benchmark_{name}", BENCHMARKS / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module
+from tests.benchmark_scripts import loaded_benchmark
 
 
 def test_sim_throughput_quick_run_writes_the_table(
@@ -30,9 +14,8 @@ def test_sim_throughput_quick_run_writes_the_table(
 ) -> None:
     """A ``--quick`` run of the simulator-throughput benchmark writes a table with every row."""
     out = tmp_path / "sim_throughput.md"
-    bench = _load("sim_throughput")
-
-    assert bench.main(["--quick", "--output", str(out)]) == 0
+    with loaded_benchmark("sim_throughput") as bench:
+        assert bench.main(["--quick", "--output", str(out)]) == 0
 
     text = out.read_text(encoding="utf-8")
     assert text in capsys.readouterr().out

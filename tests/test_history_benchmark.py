@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "history_speed.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_benchmark_history_speed", BENCHMARK)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module
+from tests.benchmark_scripts import loaded_benchmark
 
 
 def _rows(text: str) -> dict[str, list[str]]:
@@ -40,9 +24,8 @@ def test_history_speed_quick_run_writes_every_table(
 ) -> None:
     """A ``--quick`` run of the history benchmark writes its pacing, cache and target rows."""
     out = tmp_path / "h.md"
-    bench = _load()
-
-    assert bench.main(["--quick", "--output", str(out)]) == 0
+    with loaded_benchmark("history_speed") as bench:
+        assert bench.main(["--quick", "--output", str(out)]) == 0
 
     text = out.read_text(encoding="utf-8")
     assert text in capsys.readouterr().out

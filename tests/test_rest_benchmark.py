@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "rest_speed.py"
+from tests.benchmark_scripts import loaded_benchmark
 
 
 def test_rest_speed_quick_run_writes_the_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A ``--quick`` run of the REST benchmark writes a row for each server and the target."""
-    spec = importlib.util.spec_from_file_location("_benchmark_rest_speed", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench
-    try:
-        spec.loader.exec_module(bench)
+    with loaded_benchmark("rest_speed") as bench:
         out = tmp_path / "r.md"
         assert bench.main(["--quick", "--old-client-id", "random", "--output", str(out)]) == 0
-    finally:
-        del sys.modules[spec.name]
 
     text = out.read_text(encoding="utf-8")
     assert text in capsys.readouterr().out
