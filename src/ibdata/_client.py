@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import random
@@ -59,7 +60,9 @@ DETAILS_TTL = 3600.0
 PACING_RETRIES = 3
 
 
+@functools.lru_cache(maxsize=1)
 def _ibapi_version() -> str:
+    """The installed ibapi's version, looked up once (health() is polled)."""
     try:
         return metadata.version("ibapi")
     except metadata.PackageNotFoundError:  # installed from IB's download, not from PyPI
