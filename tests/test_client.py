@@ -555,3 +555,25 @@ def test_first_connect_can_retry_in_the_background(sim_factory: Callable[..., Si
         assert c.health().ready
     finally:
         c.close()
+
+
+def test_identical_concurrent_requests_share_one_ib_request(sim: Simulator, client: Client) -> None:
+    """Identical calls made while one is in flight get its answer; IB is asked once."""
+    client.get_contract_details("AAPL")
+    sim.set_latency(0.3)  # keeps the first request in flight while the others arrive
+    before = _historical_requests(sim)
+    results: list[Any] = []
+    barrier = threading.Barrier(8)
+
+    def run() -> None:
+        barrier.wait()
+        results.append(client.get_historical_bars("AAPL", duration="1 D", bar_size="1 hour"))
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(results) == 8
+    assert all(r == results[0] for r in results)
+    assert _historical_requests(sim) - before == 1

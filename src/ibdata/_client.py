@@ -599,9 +599,10 @@ class Client:
     ) -> Bars:
         """Historical bars: ``duration`` back from ``end``, or the whole range ``[start, end)``.
 
-        With ``duration`` (default ``"1 D"``) this is one request to IB. With ``start`` it is
-        the history engine: the range is split into requests IB accepts, paced under IB's
-        rules, merged without duplicates, and cached when the client has a cache.
+        With ``duration`` (default ``"1 D"``) this is one request to IB (shared by identical
+        calls made while it is in flight). With ``start`` it is the history engine: the
+        range is split into requests IB accepts, paced under IB's rules, merged without
+        duplicates, and cached when the client has a cache.
 
         Args:
             instrument: a product code, a symbol or a ContractSpec (see :meth:`resolve`).
@@ -658,8 +659,15 @@ class Client:
         spec = self.resolve(instrument, sec_type=sec_type, exchange=exchange, currency=currency)
         limit, deadline = self._deadline(timeout)
         if begin is None:
-            job = Job(spec, self._one_contract(spec, limit, deadline), size, show, rth, limit)
-            return self._request_bars(job, _convert.end_date_time(end_at), span)
+            end_text = _convert.end_date_time(end_at)
+
+            def one() -> Bars:
+                job = Job(spec, self._one_contract(spec, limit, deadline), size, show, rth, limit)
+                return self._request_bars(job, end_text, span)
+
+            # Identical requests in flight at the same moment (many threads, many REST
+            # consumers) share one IB request, as identical range downloads do.
+            return self._engine.shared(("window", spec, size, show, rth, span, end_text), one)
         stop = end_at if end_at is not None else dt.datetime.now(dt.timezone.utc)
         if begin >= stop:
             raise ValueError(f"start ({begin.isoformat()}) must be before end ({stop.isoformat()})")
