@@ -56,12 +56,6 @@ def encode(fields: Iterable[Field]) -> bytes:
     return _LEN.pack(len(payload)) + payload
 
 
-def encode_text(text: str) -> bytes:
-    """Frame raw text without a trailing NUL (only the client hello uses this form)."""
-    data = text.encode("ascii")
-    return _LEN.pack(len(data)) + data
-
-
 @attrs.frozen
 class Hello:
     """The client's version announcement."""
