@@ -341,6 +341,38 @@ def test_identical_small_bar_request_is_a_pacing_violation(
     assert sim.stats.pacing_violations == 1
 
 
+def test_set_pacing_switches_rules_with_empty_windows(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """set_pacing turns pacing on and off while serving; new rules start from empty windows."""
+    sim = sim_factory(pacing=None)
+    req = bars_request(1, bar_size="30 secs", duration="1800 S")
+    with RawClient(sim.port) as c:
+        c.connect_api(1)
+        for i in (1, 2):  # identical, unpaced: both answered
+            req[1] = i
+            c.send(*req)
+            assert c.read_until(_is_bars(i))[-1][0] == "17"
+        sim.set_pacing(PacingRules(time_scale=1))  # 15 s between identical requests
+        for i in (3, 4):  # the first counts from an empty window; the second is refused
+            req[1] = i
+            c.send(*req)
+        assert c.read_until(_is_bars(3))[-1][0] == "17"
+        assert c.read_until(_is_bars(4))[-1][3] == "162"
+        sim.set_pacing(PacingRules(time_scale=1))  # the same rules again: windows emptied
+        req[1] = 5
+        c.send(*req)
+        assert c.read_until(_is_bars(5))[-1][0] == "17"
+        sim.set_pacing(None)
+        req[1] = 6
+        c.send(*req)
+        assert c.read_until(_is_bars(6))[-1][0] == "17"
+    assert sim.stats.pacing_violations == 1
+    assert sim.pacing is None
+    with pytest.raises(TypeError, match="PacingRules or None"):
+        sim.set_pacing(100)  # type: ignore[arg-type]
+
+
 def test_ten_minute_window_is_enforced(sim_factory: Callable[..., Simulator]) -> None:
     """The Nth small-bar request past window_max in the window gets 162 pacing."""
     sim = sim_factory(pacing=PacingRules(window_max=3, burst_max=100))

@@ -153,7 +153,8 @@ class Simulator:
         gateway: send IB Gateway's start-up farm notices (2107/2108) instead of TWS's
             (2104/2106).
         latency: seconds added before every response (see :meth:`set_latency`).
-        pacing: IB's historical-data pacing rules to enforce, or None to enforce none.
+        pacing: IB's historical-data pacing rules to enforce, or None to enforce none
+            (see :meth:`set_pacing`).
         clock: the simulator's notion of "now"; the wall clock by default.
         accounts: account codes sent in managedAccounts.
         no_permission: symbols or conIds whose historical data is refused with 162
@@ -356,6 +357,23 @@ class Simulator:
     def latency(self) -> float:
         """Seconds added before every response."""
         return self._latency
+
+    def set_pacing(self, rules: PacingRules | None) -> None:
+        """Enforce ``rules`` from now on (None: no pacing), starting from empty windows.
+
+        Requests answered before the change count for nothing under the new rules; open
+        historical requests keep their slots. One simulator can so serve an unpaced part of
+        a test and a paced part, each paced part as if the simulator were new.
+        """
+        if rules is not None and not isinstance(rules, PacingRules):
+            raise TypeError(f"rules must be PacingRules or None, got {rules!r}")
+        tracker = PacingTracker(rules) if rules is not None else None
+        with self._lock:
+            if tracker is not None:
+                for key in self._open_keys:
+                    tracker.open(key)
+            self.pacing = rules
+            self._tracker = tracker
 
     def fail_next(
         self,
