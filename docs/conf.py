@@ -6,11 +6,15 @@ Built in CI with warnings as errors and nitpicky references:
 
 from __future__ import annotations
 
+from typing import Any
+
+from sphinx.util.nodes import make_refnode
+
 import ibdata
 
 project = "ibdata"
 author = "ibdata contributors"
-copyright = "2026, ibdata contributors"  # noqa: A001 - Sphinx's own name
+copyright = "2026, ibdata contributors"
 release = ibdata.__version__
 version = ".".join(release.split(".")[:2])
 
@@ -45,7 +49,7 @@ napoleon_use_rtype = False
 # third-party packages; the names below are those outside ibdata that signatures mention.
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(datetime|collections|collections\.abc|typing|os|pathlib|enum|threading)\..*"),
+    (r"py:.*", r"(dt|datetime|collections|collections\.abc|typing|os|pathlib|enum|threading)\..*"),
     (r"py:.*", r"(pandas|numpy|fastapi|starlette|uvicorn|tqdm|attrs|attr|ibapi)(\..*)?"),
     (r"py:class", r"(int|float|str|bytes|bool|object|None|type|dict|list|tuple|set|frozenset)"),
     (r"py:class", r"(Path|PathLike|Callable|Iterator|Iterable|Mapping|Sequence|Any|Self)"),
@@ -53,5 +57,40 @@ nitpick_ignore_regex = [
     (r"py:class", r"(ValueError|TypeError|LookupError|TimeoutError|KeyError|OSError)"),
     (r"py:exc", r"(ValueError|TypeError|LookupError|TimeoutError|KeyError|OSError)"),
     (r"py:exc", r"(RuntimeError|ConnectionError|sqlite3\.Error|KeyboardInterrupt)"),
-    (r"py:class", r"(T|sqlite3\.Connection|socket\.socket|Final)"),
+    (r"py:class", r"(T|sqlite3\.Connection|socket\.socket|Final|array|array\.array)"),
+    (r"py:func", r"warnings\.warn"),
 ]
+
+
+def _resolve_alias(app: Any, env: Any, node: Any, contnode: Any) -> Any:
+    """Resolve ``ibdata.Bars`` or ``ibdata.sim._server.Simulator`` to where it is documented.
+
+    Users import most names from ``ibdata`` itself and the simulator's from ``ibdata.sim``,
+    while the reference documents each once, at its public module. A reference that names a
+    re-export or a private module resolves to the one documented object of the same
+    qualified tail; anything else stays unresolved (and fails the nitpicky build).
+    """
+    if node.get("refdomain") != "py":
+        return None
+    target: str = node["reftarget"]
+    if not target.startswith("ibdata."):
+        return None
+    domain = env.get_domain("py")
+    documented = [name for name in domain.objects if name.startswith("ibdata.")]
+    parts = target.split(".")
+    for k in range(1, len(parts)):
+        tail = "." + ".".join(parts[k:])
+        matches = {name for name in documented if name.endswith(tail)}
+        public = {m for m in matches if not any(p.startswith("_") for p in m.split("."))}
+        if len(public) == 1:
+            (name,) = public
+            obj = domain.objects[name]
+            return make_refnode(
+                app.builder, node["refdoc"], obj.docname, obj.node_id, contnode, name
+            )
+    return None
+
+
+def setup(app: Any) -> None:
+    """Connect the alias resolver."""
+    app.connect("missing-reference", _resolve_alias)

@@ -103,7 +103,7 @@ class Client:
         pacing: the rules every historical request of this client is paced by (IB's by
             default, :class:`~ibdata.PacingRules`); None sends without pacing.
         chunk_spans: per bar size, the IB duration of each request of a range download
-            (``{"1 min": "43200 S"}``); defaults in :data:`ibdata._planner.DEFAULT_SPANS`.
+            (``{"1 min": "43200 S"}``); the defaults are the history guide's chunk-span table.
 
     Raises:
         ValueError: an argument is out of range.
@@ -176,8 +176,8 @@ class Client:
 
         The older HTTP server's variables; unset ones keep the defaults (127.0.0.1, 7497,
         a random client id). ``IBDATA_PRODUCTS`` may name a TOML or JSON file of extra
-        products (see :meth:`ProductRegistry.from_env`). ``options`` are passed on to
-        :class:`Client` and win over the environment.
+        products (see :meth:`~ibdata.registry.ProductRegistry.from_env`). ``options`` are
+        passed on to :class:`Client` and win over the environment.
 
         Raises:
             ValueError: a variable is set to something invalid (the message names it).

@@ -133,7 +133,7 @@ class ConnectError(SessionError):
 
     Raised by ``Client.connect()`` (and the reconnect logic) when nothing listens on the
     port, the peer is not TWS / IB Gateway with the API enabled, the handshake fails, or
-    TWS refuses the client id because another client uses it (error 326, in :attr:`code`).
+    TWS refuses the client id because another client uses it (error 326, in ``code``).
     """
 
 
@@ -284,8 +284,8 @@ class PacingViolationError(RequestError):
     """
 
     DEFAULT_RETRY_AFTER: Final[float] = 15.0
-    """The default hint in seconds: IB's identical-request window, the longest rule a
-    single retry can break again."""
+    """The hint used when none is given, in seconds (15, IB's identical-request window,
+    the longest rule a single retry can break again)."""
 
     def __init__(
         self,

@@ -498,7 +498,7 @@ DEFAULT_PRODUCTS: tuple[Product, ...] = (
         "UST30Y", "US Treasury Bond", "ZB", "CBOT", "USD", trading_class="ZB", multiplier="1000"
     ),
 )
-"""The built-in products: the older REST server's codes with IB's real identifiers."""
+"""The built-in products, the older REST server's codes with IB's real identifiers."""
 
 
 # --- parsing -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ restarts) and a record of every message received. It never imports ``ibapi``.
 """
 
 from ibdata.pacing import PacingRules
-from ibdata.sim._catalog import Catalog
+from ibdata.sim._catalog import Catalog, ExpiryRule, FutureProduct
 from ibdata.sim._clock import Clock, FixedClock, ScaledClock, SystemClock
 from ibdata.sim._model import ContractQuery, Session, SessionTemplate, SimContract, SimError
 from ibdata.sim._observe import Received, ReceivedLog, SimStats
@@ -26,7 +26,9 @@ __all__ = [
     "Catalog",
     "Clock",
     "ContractQuery",
+    "ExpiryRule",
     "FixedClock",
+    "FutureProduct",
     "PacingRules",
     "Received",
     "ReceivedLog",

@@ -195,9 +195,9 @@ class FutureProduct:
 
     * ``con_id`` = ``con_id_prefix * 1_000_000 + YYYYMM`` — 9 digits, deterministic, unique per
       product and month as long as prefixes differ (:class:`Catalog` refuses duplicates);
-    * ``last_trade_date`` and ``real_expiration_date`` from :attr:`expiry`, ``contract_month``
+    * ``last_trade_date`` and ``real_expiration_date`` from ``expiry``, ``contract_month``
       ``YYYYMM``, ``last_trade_time`` (``HH:MM`` exchange time, e.g. ``12:30`` Eurex);
-    * ``local_symbol`` in :attr:`local_symbol_style`: ``class_mon_yy`` → ``FGBL MAR 25``
+    * ``local_symbol`` in ``local_symbol_style``: ``class_mon_yy`` → ``FGBL MAR 25``
       (Eurex), ``root_code_y`` → ``ZNH5`` (CME/CBOT standard symbology, which IB uses for CBOT
       since 2024; also the style IB shows for ICE Europe, e.g. ``COILZ5``, hence ``RH5`` for the
       Long Gilt, whose real IB local symbol is not documented), ``padded_mon_yy`` →
@@ -251,7 +251,7 @@ class FutureProduct:
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
-        """Symbol, exchange, currency, trading class and multiplier: what names the product."""
+        """What names the product (symbol, exchange, currency, trading class and multiplier)."""
         return (self.symbol, self.exchange, self.currency, self.trading_class, self.multiplier)
 
     @property
@@ -544,7 +544,7 @@ class Catalog:
 
     **Expiry and visibility.** A future is *live* while ``today`` is on or before its last
     trade date. An expired future is only found with ``include_expired`` and only for
-    :data:`EXPIRED_HISTORY_YEARS` (2) years after its last trade date; older ones are not
+    two years (``EXPIRED_HISTORY_YEARS``) after its last trade date; older ones are not
     found at all (error 200), like in TWS.
 
     **Dates.** ``today`` arguments are plain dates (a datetime is cut to its date); the

@@ -596,7 +596,7 @@ class Simulator:
         s.error(req_id, 162, TEXT_PACING)
         return False
 
-    def handle_contract_details(self, s: _Session, fields: list[str]) -> None:
+    def _handle_contract_details(self, s: _Session, fields: list[str]) -> None:
         """reqContractDetails: contractData for every match, then contractDataEnd; or 200."""
         req_id, query = m.read_contract_details_request(fields, s.server_version)
         if self._fail(s, req_id, "reqContractDetails"):
@@ -632,7 +632,7 @@ class Simulator:
         s.error(req_id, failure.code, text)
         return True
 
-    def handle_historical_data(self, s: _Session, fields: list[str]) -> None:
+    def _handle_historical_data(self, s: _Session, fields: list[str]) -> None:
         """reqHistoricalData: validate like TWS, pace, then answer historicalData (17)."""
         req = m.read_historical_request(fields)
         self._count("historical_requests")
@@ -772,7 +772,7 @@ class Simulator:
         (bar,) = self._wire_bars(s, sub.contract, req, bars[-1:])
         s.send(m.historical_data_update_fields(req.req_id, "-1", bar))
 
-    def handle_cancel_historical(self, s: _Session, fields: list[str]) -> None:
+    def _handle_cancel_historical(self, s: _Session, fields: list[str]) -> None:
         """cancelHistoricalData: 162 "query cancelled" if its answer is still pending, silence
         for a keepUpToDate subscription, 366 if unknown."""
         cur = m.FieldCursor(fields)
@@ -793,7 +793,7 @@ class Simulator:
         else:
             s.error(req_id, 366, f"No historical data query found for ticker id:{req_id}")
 
-    def handle_head_timestamp(self, s: _Session, fields: list[str]) -> None:
+    def _handle_head_timestamp(self, s: _Session, fields: list[str]) -> None:
         """reqHeadTimestamp: the first available data point (88); the slot stays open
         until cancelHeadTimestamp."""
         req = m.read_head_timestamp_request(fields)
@@ -823,7 +823,7 @@ class Simulator:
             return
         s.send_many([m.head_timestamp_fields(req.req_id, text)], key=key)
 
-    def handle_cancel_head_timestamp(self, s: _Session, fields: list[str]) -> None:
+    def _handle_cancel_head_timestamp(self, s: _Session, fields: list[str]) -> None:
         """cancelHeadTimestamp: frees the request's slot; no answer."""
         req_id = m.FieldCursor(fields).integer()
         self._close_slot((s.number, req_id))
@@ -1222,23 +1222,23 @@ class _Session:
 
 
 def _on_contract_details(s: _Session, f: list[str]) -> None:
-    s.sim.handle_contract_details(s, f)
+    s.sim._handle_contract_details(s, f)
 
 
 def _on_historical(s: _Session, f: list[str]) -> None:
-    s.sim.handle_historical_data(s, f)
+    s.sim._handle_historical_data(s, f)
 
 
 def _on_cancel_historical(s: _Session, f: list[str]) -> None:
-    s.sim.handle_cancel_historical(s, f)
+    s.sim._handle_cancel_historical(s, f)
 
 
 def _on_head(s: _Session, f: list[str]) -> None:
-    s.sim.handle_head_timestamp(s, f)
+    s.sim._handle_head_timestamp(s, f)
 
 
 def _on_cancel_head(s: _Session, f: list[str]) -> None:
-    s.sim.handle_cancel_head_timestamp(s, f)
+    s.sim._handle_cancel_head_timestamp(s, f)
 
 
 _HANDLERS: dict[int, Callable[[_Session, list[str]], None]] = {
