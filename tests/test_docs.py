@@ -236,3 +236,65 @@ def test_harness_finds_nested_and_tilde_fences(tmp_path: Path) -> None:
     assert ("python", "x = 1\n") in found
     assert ("python", "y = 2\n") in found
     assert ("python", "not run\n") not in found
+
+
+PUBLIC_MODULES = (
+    "ibdata",
+    "ibdata.models",
+    "ibdata.exceptions",
+    "ibdata.pacing",
+    "ibdata.cache",
+    "ibdata.registry",
+    "ibdata.sim",
+)
+
+
+def _inventory(html: Path) -> set[str]:
+    """The Python object names in a built site's ``objects.inv``."""
+    import zlib
+
+    raw = (html / "objects.inv").read_bytes()
+    header_end = 0
+    for _ in range(4):  # four text lines, then the zlib-compressed body
+        header_end = raw.index(b"\n", header_end) + 1
+    names: set[str] = set()
+    for line in zlib.decompress(raw[header_end:]).decode("utf-8").splitlines():
+        name, role = line.split(" ", 2)[:2]
+        if role.startswith("py:"):
+            names.add(name)
+    return names
+
+
+def test_api_reference_documents_every_public_name(tmp_path: Path) -> None:
+    """Each name in a public module's ``__all__`` is in the built reference; no private one is."""
+    import importlib
+
+    html = tmp_path / "html"
+    done = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-q", "-b", "html", str(ROOT / "docs"), str(html)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    documented = _inventory(html)
+    missing = []
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            if name == "__version__":
+                continue
+            obj = getattr(module, name)
+            home = getattr(obj, "__module__", module_name)
+            candidates = {f"{module_name}.{name}", f"{home}.{name}"}
+            if not candidates & documented:
+                missing.append(f"{module_name}.{name}")
+    assert not missing, f"not in the API reference: {missing}"
+    # The inventory also lists each re-export's canonical (private) path for intersphinx;
+    # what a reader sees is the page, which must not show a private module.
+    page = re.sub(r"<[^>]+>", "", (html / "api.html").read_text(encoding="utf-8"))
+    private = sorted(set(re.findall(r"ibdata(?:\.\w+)*\._\w+", page)))
+    assert not private, f"private names shown in the API reference: {private}"
+    for entry in ("ibdata.http.create_app", "ibdata.cli.main", "ibdata.Client.get_historical_bars"):
+        assert entry in documented
