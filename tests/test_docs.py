@@ -130,6 +130,7 @@ def _run_pycon(block: Block, page: Path, namespace: dict[str, Any]) -> None:
     runner = doctest.DocTestRunner(optionflags=DOCTEST_FLAGS)
     report: list[str] = []
     runner.run(test, out=report.append, clear_globs=False)
+    namespace.update(test.globs)  # DocTest ran on a copy: later blocks see what this defined
     assert not runner.failures, "".join(report)
 
 
@@ -298,3 +299,22 @@ def test_api_reference_documents_every_public_name(tmp_path: Path) -> None:
     assert not private, f"private names shown in the API reference: {private}"
     for entry in ("ibdata.http.create_app", "ibdata.cli.main", "ibdata.Client.get_historical_bars"):
         assert entry in documented
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_docstring_examples_run(module_name: str) -> None:
+    """The ``>>>`` examples of the docstrings in the API reference run and show what they say."""
+    import importlib
+
+    module = importlib.import_module(module_name)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=DOCTEST_FLAGS)
+    report: list[str] = []
+    tests = finder.find(module, module_name)
+    for name in module.__all__:  # re-exports are searched where they are shown
+        obj = getattr(module, name)
+        if getattr(obj, "__module__", module_name) != module_name and callable(obj):
+            tests += finder.find(obj, f"{module_name}.{name}", module=False, globs={})
+    for test in tests:
+        runner.run(test, out=report.append)
+    assert not runner.failures, "".join(report)

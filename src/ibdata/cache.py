@@ -2,16 +2,26 @@
 
 Pass a path (or a :class:`BarCache`) as ``Client(cache=...)`` and every range of bars the
 client has fetched once is read from disk afterwards, so IB's pacing budget is never spent
-twice on the same bars. The cache is a single SQLite file in WAL mode::
+twice on the same bars. The cache is a single SQLite file in WAL mode; used directly, it
+answers which parts of a range are missing, and stores and loads columns of bars:
 
-    from ibdata.cache import BarCache, CachedBars, SeriesKey
-
-    with BarCache("~/.cache/ibdata/bars.sqlite") as cache:
-        key = SeriesKey(265598, "TRADES", "1 min", use_rth=False)
-        for start, end in cache.missing(key, t0, t1):
-            ...  # fetch [start, end) from IB, then:
-            cache.store(key, start, end, bars)
-        bars = cache.load(key, t0, t1)
+>>> import tempfile
+>>> from ibdata.cache import BarCache, CachedBars, SeriesKey
+>>> folder = tempfile.TemporaryDirectory()
+>>> with BarCache(f"{folder.name}/bars.sqlite") as cache:
+...     key = SeriesKey(265598, "TRADES", "1 min", use_rth=False)
+...     t0 = 1_741_791_600.0  # 2025-03-12 15:00 UTC
+...     print(cache.missing(key, t0, t0 + 180))
+...     minutes = [t0, t0 + 60, t0 + 120]
+...     prices = [100.0, 101.0, 102.0]
+...     volume = [500.0, 600.0, 700.0]
+...     bars = CachedBars(minutes, prices, prices, prices, prices, volume, prices, [5, 6, 7])
+...     cache.store(key, t0, t0 + 180, bars)  # the bars of [t0, t0 + 180), all of them
+...     print(cache.missing(key, t0, t0 + 180), list(cache.load(key, t0 + 60, t0 + 180).close))
+[(1741791600.0, 1741791780.0)]
+3
+[] [101.0, 102.0]
+>>> folder.cleanup()
 
 What is stored:
 

@@ -1,12 +1,16 @@
 """A TWS / IB Gateway simulator that speaks the real TWS API socket protocol.
 
 Official ``ibapi``, ``ib_async`` and ibdata's own client connect to it over TCP exactly as
-they would to TWS, so code can be run and tested with no IB account::
+they would to TWS, so code can be run and tested with no IB account:
 
-    from ibdata.sim import Simulator
-
-    with Simulator() as sim:          # a free port on 127.0.0.1
-        print(sim.port)               # point any TWS API client here
+>>> import ibdata
+>>> from ibdata.sim import Simulator
+>>> with Simulator() as sim:  # a free port on 127.0.0.1: point any TWS API client there
+...     with ibdata.Client(port=sim.port) as ib:
+...         print(ib.get_contract_details("AAPL")[0].contract.con_id)
+...     print(sim.stats.order_messages)  # what the client sent is recorded
+265598
+0
 
 The simulator serves contract details and historical bars for a catalog of instruments
 (stocks, an index, a currency pair and quarterly bond futures chains) from a deterministic
