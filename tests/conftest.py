@@ -1,4 +1,6 @@
-"""Shared fixtures: simulators on ephemeral ports, and a guard against leaked threads."""
+"""Shared fixtures: simulators on ephemeral ports, a guard against leaked threads, and the
+read-only guard: no simulator a test starts in this process may receive an order message.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +20,75 @@ UTC = dt.timezone.utc
 CLOCK_AT = dt.datetime(2025, 3, 12, 15, 0, tzinfo=UTC)
 
 _WATCHED_PREFIXES = ("ibdata-sim", "ibapi-probe")
+
+#: The TWS API's order messages, by outgoing message id (ibapi's ``OUT`` table): a
+#: read-only client sends none of them.
+ORDER_MESSAGES = {3: "placeOrder", 4: "cancelOrder", 21: "exerciseOptions", 58: "reqGlobalCancel"}
+
+#: Every simulator started in this process, with the order messages already reported for it.
+_STARTED: dict[Simulator, int] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker of tests that send order messages on purpose."""
+    config.addinivalue_line(
+        "markers",
+        "sends_orders: the test sends order messages to a simulator on purpose, to check "
+        "that they are caught; the read-only guard does not fail it",
+    )
+
+
+def order_messages(sim: Simulator) -> list[str]:
+    """The order messages ``sim`` has received, described; empty when it saw none.
+
+    Reads both the received log (each message by its id, so a simulator that mislabelled
+    one is still caught) and ``stats.order_messages`` (which counts messages the bounded
+    log may have dropped).
+    """
+    found = [
+        f"{ORDER_MESSAGES[m.msg_id]} from client {m.client_id} on connection {m.connection}"
+        for m in sim.received.snapshot()
+        if m.msg_id in ORDER_MESSAGES
+    ]
+    counted = sim.stats.order_messages
+    if counted > len(found):
+        found.append(f"{counted - len(found)} more counted in stats.order_messages")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def track_simulators() -> Iterator[None]:
+    """Record every Simulator started in this process, however the test made it.
+
+    Wraps ``Simulator.start`` (which ``with Simulator() as sim`` calls too) for the whole
+    session; the simulator itself is not changed.
+    """
+    original = Simulator.start
+
+    def start(self: Simulator) -> Simulator:
+        started = original(self)
+        _STARTED.setdefault(self, 0)
+        return started
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Simulator, "start", start)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def read_only_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test during which a simulator of this process received an order message."""
+    yield
+    violations: list[str] = []
+    for sim, reported in list(_STARTED.items()):
+        found = order_messages(sim)
+        if len(found) > reported:
+            violations += [f"{sim!r}: {text}" for text in found[reported:]]
+            _STARTED[sim] = len(found)
+        if not sim._running:  # stopped: it can receive nothing more, so let it go
+            del _STARTED[sim]
+    if request.node.get_closest_marker("sends_orders") is None:
+        assert not violations, f"order messages reached a simulator: {violations}"
 
 
 def _watched_threads() -> set[threading.Thread]:

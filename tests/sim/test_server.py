@@ -214,6 +214,7 @@ def test_received_records_every_message(sim: Simulator) -> None:
         sim.received.wait_for("reqContractDetails", timeout=0.1)
 
 
+@pytest.mark.sends_orders
 def test_order_messages_are_counted_and_ignored(sim: Simulator) -> None:
     """An order message is recorded, counted and never answered."""
     with RawClient(sim.port) as c:
