@@ -951,7 +951,6 @@ class BarCache:
     def info(self) -> CacheInfo:
         """A summary of the file: its size and how much it holds.
 
-
         Returns:
             A :class:`CacheInfo`.
 
