@@ -236,6 +236,8 @@ def test_tws_validation_error_is_raised(client: Client) -> None:
         ({"end": dt.datetime(2025, 3, 1)}, ValueError, "timezone-aware"),
         ({"use_rth": 1}, TypeError, "use_rth"),
         ({"timeout": -1}, ValueError, "timeout"),
+        ({"timeout": 1e10}, ValueError, "timeout"),  # longer than a lock can wait
+        ({"timeout": dt.timedelta.max}, ValueError, "timeout"),
     ],
 )
 def test_bad_arguments_are_refused_before_sending(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+import threading
 from typing import TypeVar
 
 from ibdata.models import BarSize, SecType, WhatToShow
@@ -18,6 +19,9 @@ E = TypeVar("E", bound=enum.Enum)
 _DURATION = re.compile(r"([1-9]\d{0,8}) ([SDWMY])")
 _DURATION_LIMITS = {"D": 365, "W": 52, "M": 12, "Y": 68, "S": 86400}
 _ALIASES: dict[type[enum.Enum], dict[str, str]] = {BarSize: {"1W": "1 week", "1M": "1 month"}}
+#: The longest wait Python's locks and sockets accept on this platform (about 292 years on
+#: 64-bit Linux); a longer timeout would raise OverflowError only once a request is sent.
+MAX_SECONDS = threading.TIMEOUT_MAX
 
 
 def choice(enum_type: type[E], value: object, name: str) -> E:
@@ -89,13 +93,18 @@ def optional_aware(value: object, name: str) -> dt.datetime | None:
 
 
 def seconds(value: object, name: str) -> float:
-    """A positive number of seconds from a number or a :class:`~datetime.timedelta`."""
+    """A positive number of seconds, at most :data:`MAX_SECONDS`, from a number or a
+    :class:`~datetime.timedelta`."""
+    given = value
     if isinstance(value, dt.timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be seconds (a number) or a timedelta, got {value!r}")
-    if not (0 < value < float("inf")):  # also refuses NaN
-        raise ValueError(f"{name} must be a positive, finite number of seconds; got {value!r}")
+    if not (0 < value <= MAX_SECONDS):  # also refuses NaN and infinity
+        limit = f"{MAX_SECONDS:.0f}"
+        raise ValueError(
+            f"{name} must be a positive number of seconds up to {limit}; got {given!r}"
+        )
     return float(value)
 
 
