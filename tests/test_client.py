@@ -320,6 +320,38 @@ def test_drop_fails_pending_request_at_once(sim: Simulator, client: Client) -> N
     assert isinstance(errors[0], ConnectionLostError)
 
 
+def test_health_says_connecting_as_soon_as_a_call_sees_the_drop(
+    sim: Simulator, client: Client
+) -> None:
+    """The moment a call raises ConnectionLostError, health() already reports the reconnect."""
+    client.get_contract_details("AAPL")  # resolved now, so the bars request goes out at once
+    sim.set_latency(5)
+    statuses: list[str] = []
+
+    def call() -> None:
+        try:
+            client.get_historical_bars("AAPL", timeout=20)
+        except ConnectionLostError:
+            statuses.append(client.health().status)
+
+    t = threading.Thread(target=call)
+    t.start()
+    sim.received.wait_for("reqHistoricalData", timeout=5)
+    sim.set_latency(0)
+    sim.drop_all()
+    t.join(5)
+    assert not t.is_alive()
+    assert statuses == ["connecting"]
+
+
+@pytest.mark.parametrize("span", ["52 W", "86400 S"])
+def test_daily_chunk_spans_leave_room_for_the_extra_week(span: str) -> None:
+    """A daily chunk span that would exceed 52 W once widened (or is not in weeks) is refused."""
+    with pytest.raises(ValueError, match=r"chunk_spans\['1 day'\] must be whole weeks"):
+        Client(chunk_spans={"1 day": span})
+    assert Client(chunk_spans={"1 day": "51 W"}).chunk_spans[BarSize.ONE_DAY] == "51 W"
+
+
 def test_auto_reconnect_after_restart(sim: Simulator, client: Client) -> None:
     """After the gateway restarts, the client reconnects by itself and serves requests."""
     first_id = client.client_id

@@ -21,7 +21,7 @@ from ibdata import _validate as v
 from ibdata._connection import Connection
 from ibdata._engine import LONG_BAR_SPANS, HistoryEngine, Job, Progress
 from ibdata._pacer import Pacer
-from ibdata._requests import Pending
+from ibdata._requests import BARS, DETAILS, HEAD, Pending
 from ibdata.cache import BarCache
 from ibdata.exceptions import (
     AmbiguousContractError,
@@ -61,6 +61,12 @@ PACING_RETRIES = 3
 
 
 @functools.lru_cache(maxsize=1)
+def _fits_a_wider_week(span: str) -> bool:
+    """True when a daily chunk of ``span`` is in weeks and stays within 52 W once widened."""
+    count, unit = _planner.parse_duration(span)
+    return unit == "W" and count <= 51
+
+
 def _ibapi_version() -> str:
     """The installed ibapi's version, looked up once (health() is polled)."""
     try:
@@ -159,6 +165,12 @@ class Client:
             spans[v.bar_size(size)] = v.text(span, "chunk_spans")
         for size, span in spans.items():
             _planner.validate_span(size, span)
+            if size in LONG_BAR_SPANS and not _fits_a_wider_week(span):
+                raise ValueError(
+                    f"chunk_spans[{size.value!r}] must be whole weeks, at most 51 W: daily "
+                    f"and longer bars are asked one week wider, and IB refuses more than "
+                    f"52 W; got {span!r}"
+                )
         self.chunk_spans: Mapping[BarSize, str] = spans
         self._own_cache = False
         if cache is None or isinstance(cache, BarCache):
@@ -404,7 +416,10 @@ class Client:
             if ready and conn is not None:
                 broken = any(s.value == "broken" for s in conn.farms.values())
                 status = "degraded" if (conn.degraded or broken) else "healthy"
-            elif self._connecting:
+            elif self._connecting or (
+                conn is not None and self.auto_reconnect and not self._closed
+            ):
+                # A lost session whose reconnect is about to start counts as connecting.
                 status = "connecting"
             else:
                 status = "disconnected"
@@ -457,6 +472,11 @@ class Client:
                 return p.future.result()  # settled at the deadline: take the answer
             if p.cancel is not None:
                 p.cancel()
+            if conn.stalled(limit):
+                conn.drop(
+                    f"TWS left a message incomplete for {limit} s while request {p.req_id} "
+                    "waited: the stream is broken"
+                )
             raise RequestTimeoutError(p.req_id, limit, p.kind) from None
 
     def resolve(
@@ -559,7 +579,7 @@ class Client:
                 for cd in items
             ]
 
-        p = conn.request("contract details", send, build=build)
+        p = conn.request(DETAILS, send, build=build)
         details: list[ContractDetails] = self._wait(conn, p, limit, deadline)
         self._details[spec] = (time.monotonic(), details)
         return details
@@ -765,7 +785,7 @@ class Client:
                     login_tz=login_tz,
                 )
 
-            p = conn.request("historical bars", send_req, build=build, cancel=cancel)
+            p = conn.request(BARS, send_req, build=build, cancel=cancel)
             bars: Bars = self._wait(conn, p, limit, deadline)
             return bars
 
@@ -794,7 +814,7 @@ class Client:
             def build(items: list[Any], extra: Any) -> dt.datetime:
                 return _convert.parse_ib_time(str(items[0]), conn.login_tz)
 
-            p = conn.request("head timestamp", send_req, build=build, cancel=cancel)
+            p = conn.request(HEAD, send_req, build=build, cancel=cancel)
             try:
                 head: dt.datetime = self._wait(conn, p, limit, deadline)
             finally:

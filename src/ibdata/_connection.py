@@ -11,6 +11,11 @@ Owning the reader shields users from ibapi 9.81.1's defects:
 * a zero-length frame stalls its reader forever; ours skips it;
 * an exception in its decoder kills its message loop; ours fails that one request and goes
   on with the next message.
+
+What TWS sends is checked before a caller sees it: an answer that cannot be decoded, or
+that ends a request with another kind's end marker, fails that request with a
+:class:`~ibdata.exceptions.RequestError`; a frame that never completes (a truncated or
+desynchronised stream) drops the session once a request has timed out waiting behind it.
 """
 
 from __future__ import annotations
@@ -33,12 +38,13 @@ from ibapi.client import EClient
 from ibapi.server_versions import MAX_CLIENT_VER, MIN_CLIENT_VER
 
 from ibdata import _convert
-from ibdata._requests import Pending, RequestTable
+from ibdata._requests import BARS, Pending, RequestTable
 from ibdata._wrapper import Wrapper
 from ibdata.exceptions import (
     ConnectError,
     ConnectionLostError,
     ConnectTimeoutError,
+    IBDataError,
     NotConnectedError,
     RequestError,
     error_for,
@@ -81,6 +87,11 @@ class _Framer:
 
     def __init__(self) -> None:
         self._buf = bytearray()
+
+    @property
+    def pending(self) -> int:
+        """Bytes held of a frame that has not arrived whole yet."""
+        return len(self._buf)
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buf += data
@@ -214,6 +225,8 @@ class Connection:
         self._order = threading.Lock()  # guards _pending
         self._pending = 0  # frames queued for the dispatcher and not yet handled
         self._threads: list[threading.Thread] = []
+        # Since when the reader has held an incomplete frame without completing any.
+        self._partial_since: float | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -371,6 +384,24 @@ class Connection:
             if t is not me:
                 t.join(5)
 
+    def stalled(self, seconds: float) -> bool:
+        """True when the reader has waited ``seconds`` or more on one frame that never
+        completes, with no complete message in between.
+
+        TWS writes each message whole, so a request that timed out while this is true
+        waited behind a truncated or desynchronised stream, which can never recover.
+        """
+        since = self._partial_since
+        return since is not None and time.monotonic() - since >= seconds
+
+    def drop(self, why: str) -> None:
+        """End a session whose stream is broken: pending requests fail with
+        ConnectionLostError and ``on_lost`` is called, as when TWS drops the socket."""
+        self._connection_lost(why)
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader
+
     def _connection_lost(self, why: str) -> None:
         with self._cond:
             if self._closed or self._lost is not None:
@@ -385,7 +416,7 @@ class Connection:
             )
         )
         log.warning(
-            "connection to %s:%d lost (%s); %d requests failed", self.host, self.port, why, n
+            "connection to %s:%d lost (%s); requests failed: %d", self.host, self.port, why, n
         )
         if self._on_lost is not None:
             self._on_lost(self)
@@ -398,7 +429,13 @@ class Connection:
                 data = sock.recv(65536)
                 if not data:
                     break
-                self._enqueue(framer.feed(data))
+                frames = framer.feed(data)
+                if not framer.pending:
+                    self._partial_since = None
+                elif frames or self._partial_since is None:
+                    self._partial_since = time.monotonic()
+                self._enqueue(frames)
+                del frames
         except ProtocolError as exc:
             why = str(exc)
         except OSError as exc:
@@ -450,7 +487,7 @@ class Connection:
         sv = self.server_version or 0
         if msg_id == 17 and sv < HISTORICAL_DATA_END:
             req_id, columns = _convert.parse_historical_data(fields)
-            self.on_end(req_id, columns)
+            self.on_end(req_id, BARS, columns)
             return
         if msg_id == 10 and sv < _convert.CONTRACT_DATA_FAST_BELOW:
             req_id, details = _convert.parse_contract_data(fields, sv)
@@ -517,9 +554,29 @@ class Connection:
         return p
 
     # ------------------------------------------------------------------ callbacks
-    def on_end(self, req_id: int, extra: Any = None) -> None:
-        """A request's end marker (or its single answer) arrived."""
-        self.table.finish(req_id, lambda p: p.meta(p.items, extra))
+    def on_end(self, req_id: int, kind: str, extra: Any = None) -> None:
+        """The end marker (or the single answer) of a ``kind`` request arrived.
+
+        The request fails with a RequestError instead of returning a result when the
+        answer is of another kind or cannot be turned into one: a malformed answer never
+        reaches the caller as data, nor as a ValueError that looks like a bad argument.
+        """
+
+        def build(p: Pending[Any]) -> Any:
+            if p.kind != kind:
+                raise RequestError(
+                    0, f"TWS ended this {p.kind} request with a {kind} answer", req_id
+                )
+            try:
+                return p.meta(p.items, extra)
+            except IBDataError:
+                raise
+            except Exception as exc:
+                raise RequestError(
+                    0, f"TWS sent an answer ibdata could not decode: {exc}", req_id
+                ) from exc
+
+        self.table.finish(req_id, build)
 
     def on_error(self, req_id: int, code: int, text: str) -> None:
         """Route an error message: a request's failure, a notice, or a session event."""

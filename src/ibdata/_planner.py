@@ -64,6 +64,7 @@ __all__ = [
     "DEFAULT_SPANS",
     "Chunk",
     "chunk_span",
+    "parse_duration",
     "plan",
     "plan_gaps",
     "validate_span",
@@ -138,7 +139,7 @@ class Chunk:
         return end_date_time(self.end)
 
 
-def _parse(duration: str) -> tuple[int, str]:
+def parse_duration(duration: str) -> tuple[int, str]:
     """The count and unit of a duration string (``"<positive int> <S|D|W|M|Y>"``)."""
     match = _DURATION.fullmatch(duration)
     if match is None:
@@ -168,7 +169,7 @@ def validate_span(bar_size: BarSize | str, duration: str) -> None:
     bar = _validate.bar_size(bar_size)
     if not isinstance(duration, str):
         raise TypeError(f"duration must be a string like '3600 S' or '2 W', got {duration!r}")
-    count, unit = _parse(duration)
+    count, unit = parse_duration(duration)
     if unit not in ("S", "W"):
         raise ValueError(
             f"duration must be in S (seconds) or W (weeks), got {duration!r}: IB counts D in "
@@ -234,7 +235,7 @@ def chunk_span(
     """
     bar = _validate.bar_size(bar_size)
     duration = _spans(spans)[bar]
-    count, unit = _parse(duration)
+    count, unit = parse_duration(duration)
     return duration, dt.timedelta(seconds=count if unit == "S" else count * _WEEK_SECONDS)
 
 
@@ -274,7 +275,7 @@ def _plan_utc(
     start: dt.datetime, end: dt.datetime, bar: BarSize, duration: str, tz: dt.tzinfo
 ) -> list[Chunk]:
     """Chunks for a checked range in UTC, oldest first."""
-    count, unit = _parse(duration)
+    count, unit = parse_duration(duration)
     newest_first: list[Chunk] = []
     chunk_end = _ceil_second(end)
     while True:

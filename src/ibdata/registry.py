@@ -438,8 +438,8 @@ class Product:
             )
         if not self.has_contract_months:
             raise ValueError(
-                f"contract_month: {self.code} is a {self.sec_type.value} product and has no "
-                f"contract months, got {contract_month.yyyymm}"
+                f"contract_month: {self.code} is a product of type {self.sec_type.value} and "
+                f"has no contract months, got {contract_month.yyyymm}"
             )
         if not self.lists(contract_month.month):
             raise ValueError(
@@ -914,7 +914,7 @@ class ProductRegistry:
         if not product.has_contract_months:
             raise _unknown(
                 text,
-                f"{_shown(text)}: {base} is a {product.sec_type.value} product "
+                f"{_shown(text)}: {base} is a product of type {product.sec_type.value} "
                 f"({product.name or product.symbol}) and takes no contract month suffix",
             )
         if letter not in product.months:
