@@ -676,6 +676,13 @@ def test_from_env_with_a_missing_file_raises(tmp_path: Path) -> None:
         ProductRegistry.from_env(environ={"IBDATA_PRODUCTS": str(tmp_path / "nope.json")})
 
 
+def test_from_env_with_an_unknown_users_home_raises_value_error() -> None:
+    """A path starting with ``~user`` for a user who does not exist raises ValueError naming
+    the variable (pathlib raises RuntimeError there)."""
+    with pytest.raises(ValueError, match=r"IBDATA_PRODUCTS=.*no home directory for '~nosuchuser"):
+        ProductRegistry.from_env(environ={"IBDATA_PRODUCTS": "~nosuchuser-ibdata/p.toml"})
+
+
 # --- properties ----------------------------------------------------------------------------
 
 _REGISTRY = default_registry()

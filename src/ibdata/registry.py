@@ -675,13 +675,20 @@ class ProductRegistry:
 
         Raises:
             OSError: The named file cannot be read.
-            ValueError: The named file is invalid, as in :meth:`from_file`.
+            ValueError: The named file is invalid, as in :meth:`from_file`, or the path
+                starts with ``~user`` for a user who does not exist.
         """
         env = os.environ if environ is None else environ
         value = env.get(var, "").strip()
         if not value:
             return cls(include_defaults=include_defaults)
-        return cls.from_file(Path(value).expanduser(), include_defaults=include_defaults)
+        try:
+            path = Path(value).expanduser()
+        except RuntimeError:  # pathlib's answer to "~someone" when there is no such user
+            raise ValueError(
+                f"{var}={value!r}: no home directory for {value.split('/')[0]!r}"
+            ) from None
+        return cls.from_file(path, include_defaults=include_defaults)
 
     def to_file(self, path: str | os.PathLike[str]) -> None:
         """Write every product of the registry to a TOML or JSON product file.
