@@ -229,9 +229,13 @@ def test_futures_month_and_head_timestamp(paced_sim: Simulator, make_client: Any
     assert len(paced_sim.received.find("reqHeadTimestamp")) == 1  # remembered
 
 
-def test_continuous_future_range_in_the_past_is_refused(make_client: Any) -> None:
-    """A CONTFUT range ending in the past raises, pointing to the contract months."""
+def test_continuous_future_range_in_the_past_is_refused(
+    make_client: Any, paced_sim: Simulator
+) -> None:
+    """A CONTFUT range ending in the past raises, pointing to the contract months, before
+    anything (even the contract lookup) is sent."""
     client = make_client()
+    before = paced_sim.received.total
     with pytest.raises(ValueError, match="contract months"):
         client.get_historical_bars(
             "EURBBL",
@@ -239,6 +243,7 @@ def test_continuous_future_range_in_the_past_is_refused(make_client: Any) -> Non
             end=dt.datetime(2025, 2, 1, tzinfo=UTC),
             bar_size="1 hour",
         )
+    assert paced_sim.received.total == before
 
 
 def test_continuous_future_range_up_to_now(

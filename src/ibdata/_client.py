@@ -19,7 +19,7 @@ import attrs
 from ibdata import _convert, _planner
 from ibdata import _validate as v
 from ibdata._connection import Connection
-from ibdata._engine import LONG_BAR_SPANS, HistoryEngine, Job, Progress
+from ibdata._engine import LONG_BAR_SPANS, HistoryEngine, Job, Progress, continuous_duration
 from ibdata._pacer import Pacer
 from ibdata._requests import BARS, DETAILS, HEAD, Pending
 from ibdata.cache import BarCache
@@ -691,6 +691,8 @@ class Client:
         stop = end_at if end_at is not None else dt.datetime.now(dt.timezone.utc)
         if begin >= stop:
             raise ValueError(f"start ({begin.isoformat()}) must be before end ({stop.isoformat()})")
+        if spec.sec_type is SecType.CONTFUT:  # refused before the contract lookup is sent
+            continuous_duration(spec, begin, stop, size, dt.datetime.now(dt.timezone.utc))
 
         def run() -> Bars:
             job = Job(spec, self._one_contract(spec, limit, deadline), size, show, rth, limit)

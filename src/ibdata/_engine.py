@@ -241,20 +241,7 @@ class HistoryEngine:
 
     def _continuous(self, job: Job, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> Bars:
         """A continuous future takes no end date (IB error 10339): one request up to now."""
-        what = job.spec.describe()
-        if end < now - dt.timedelta(minutes=1):
-            raise ValueError(
-                f"{what} is a continuous future, which IB serves only up to now (it refuses "
-                "an end date, error 10339); for a range ending in the past, ask for the "
-                "contract months instead (e.g. 'EURBBLM25', 'EURBBLU25')"
-            )
-        duration = _single_duration(start, now, job.size)
-        if duration is None:
-            raise ValueError(
-                f"{what} is a continuous future: IB serves it in one request ending now, and "
-                f"this range is longer than one request may be for {job.size.value} bars; "
-                "use a larger bar size or the contract months"
-            )
+        duration = continuous_duration(job.spec, start, end, job.size, now)
         bars = self._client._request_bars(job, "", duration)
         got = _select(_to_cached(bars, job.size), start.timestamp(), end.timestamp())
         return self._bars(job, [got], start, end)
@@ -326,6 +313,34 @@ def _widen_by_a_week(duration: str) -> str:
     if unit != "W":
         raise ValueError(f"daily chunks must be planned in weeks, got {duration!r}")
     return f"{int(n) + 1} W"
+
+
+def continuous_duration(
+    spec: ContractSpec, start: dt.datetime, end: dt.datetime, size: BarSize, now: dt.datetime
+) -> str:
+    """The duration of the one request (ending now) that serves a continuous future's range.
+
+    The client checks this before it sends anything, the engine again when it downloads.
+
+    Raises:
+        ValueError: the range ends in the past (IB refuses an end date, error 10339), or
+            is longer than one request may be for the bar size.
+    """
+    what = spec.describe()
+    if end < now - dt.timedelta(minutes=1):
+        raise ValueError(
+            f"{what} is a continuous future, which IB serves only up to now (it refuses "
+            "an end date, error 10339); for a range ending in the past, ask for the "
+            "contract months instead (e.g. 'EURBBLM25', 'EURBBLU25')"
+        )
+    duration = _single_duration(start, now, size)
+    if duration is None:
+        raise ValueError(
+            f"{what} is a continuous future: IB serves it in one request ending now, and "
+            f"this range is longer than one request may be for {size.value} bars; "
+            "use a larger bar size or the contract months"
+        )
+    return duration
 
 
 def _single_duration(start: dt.datetime, now: dt.datetime, size: BarSize) -> str | None:
