@@ -352,6 +352,13 @@ def test_daily_chunk_spans_leave_room_for_the_extra_week(span: str) -> None:
     assert Client(chunk_spans={"1 day": "51 W"}).chunk_spans[BarSize.ONE_DAY] == "51 W"
 
 
+@pytest.mark.parametrize("spans", [True, "1 day", [("1 day", "1 W")], 3])
+def test_chunk_spans_must_be_a_mapping(spans: object) -> None:
+    """chunk_spans of another type raises TypeError naming it (not AttributeError)."""
+    with pytest.raises(TypeError, match="chunk_spans must be a mapping"):
+        Client(chunk_spans=spans)  # type: ignore[arg-type]
+
+
 def test_auto_reconnect_after_restart(sim: Simulator, client: Client) -> None:
     """After the gateway restarts, the client reconnects by itself and serves requests."""
     first_id = client.client_id

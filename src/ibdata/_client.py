@@ -160,6 +160,8 @@ class Client:
             raise TypeError(f"pacing must be PacingRules or None, got {pacing!r}")
         self.pacing = pacing
         self._pacer = Pacer(pacing) if pacing is not None else None
+        if chunk_spans is not None and not isinstance(chunk_spans, Mapping):
+            raise TypeError(f"chunk_spans must be a mapping or None, got {chunk_spans!r}")
         spans: dict[BarSize, str] = dict(LONG_BAR_SPANS)
         for size, span in (chunk_spans or {}).items():
             spans[v.bar_size(size)] = v.text(span, "chunk_spans")
