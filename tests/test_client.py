@@ -359,6 +359,27 @@ def test_chunk_spans_must_be_a_mapping(spans: object) -> None:
         Client(chunk_spans=spans)  # type: ignore[arg-type]
 
 
+def test_request_right_after_a_drop_waits_for_the_reconnect(sim: Simulator, client: Client) -> None:
+    """A call made just after TWS dropped the session is sent on the next one, not refused.
+
+    Only a request already written to the old session may fail (ConnectionLostError, it was
+    in flight); one that could not be written is never lost to a NotConnectedError.
+    """
+    outcomes: dict[str, int] = {}
+    for _ in range(40):
+        sim.drop_all()
+        try:
+            client.get_contract_details("AAPL", timeout=10)
+            outcome = "answered"
+        except ConnectionLostError:
+            outcome = "in flight"
+        except NotConnectedError as exc:
+            outcome = f"not connected: {exc}"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    assert set(outcomes) <= {"answered", "in flight"}, outcomes
+    assert outcomes.get("answered", 0) >= 20, outcomes
+
+
 def test_auto_reconnect_after_restart(sim: Simulator, client: Client) -> None:
     """After the gateway restarts, the client reconnects by itself and serves requests."""
     first_id = client.client_id

@@ -18,7 +18,7 @@ import attrs
 
 from ibdata import _convert, _planner
 from ibdata import _validate as v
-from ibdata._connection import Connection
+from ibdata._connection import Connection, RequestNotSentError
 from ibdata._engine import LONG_BAR_SPANS, HistoryEngine, Job, Progress, continuous_duration
 from ibdata._pacer import Pacer
 from ibdata._requests import BARS, DETAILS, HEAD, Pending
@@ -466,6 +466,27 @@ class Client:
         limit = self.timeout if seconds is None else seconds
         return limit, time.monotonic() + limit
 
+    def _send(
+        self,
+        kind: str,
+        send: Callable[[Any, int], None],
+        build: Callable[[list[Any], Any], Any],
+        cancel: Callable[[Any, int], None] | None,
+        deadline: float,
+    ) -> tuple[Connection, Pending[Any]]:
+        """Send a request on the ready session, waiting for a reconnect up to ``deadline``.
+
+        A request that could not be written because the session had just dropped is sent
+        again on the next session: nothing of it reached TWS.
+        """
+        while True:
+            conn = self._session(deadline)
+            try:
+                return conn, conn.request(kind, send, build=build, cancel=cancel)
+            except RequestNotSentError:
+                if time.monotonic() >= deadline:
+                    raise
+
     def _wait(self, conn: Connection, p: Pending[T], limit: float, deadline: float) -> T:
         try:
             return p.future.result(timeout=max(deadline - time.monotonic(), 0.0))
@@ -568,7 +589,6 @@ class Client:
     def _contract_details(
         self, spec: ContractSpec, limit: float, deadline: float
     ) -> list[ContractDetails]:
-        conn = self._session(deadline)
         contract = _convert.to_ib_contract(spec)
 
         def send(client: Any, req_id: int) -> None:
@@ -581,7 +601,7 @@ class Client:
                 for cd in items
             ]
 
-        p = conn.request(DETAILS, send, build=build)
+        conn, p = self._send(DETAILS, send, build, None, deadline)
         details: list[ContractDetails] = self._wait(conn, p, limit, deadline)
         self._details[spec] = (time.monotonic(), details)
         return details
@@ -721,8 +741,14 @@ class Client:
                 self._pacer.acquire(request, token, None)
             try:
                 deadline = time.monotonic() + limit
-                conn = self._session(deadline)
-                return send(conn, deadline)
+                while True:
+                    conn = self._session(deadline)
+                    try:
+                        return send(conn, deadline)
+                    except RequestNotSentError:
+                        if time.monotonic() >= deadline:
+                            raise
+                        # nothing reached TWS: wait for the next session and send again
             except PacingViolationError as exc:
                 if attempt == PACING_RETRIES:
                     raise

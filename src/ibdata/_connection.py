@@ -82,6 +82,13 @@ class ProtocolError(Exception):
     """TWS broke the framing; the session cannot continue."""
 
 
+class RequestNotSentError(NotConnectedError):
+    """Nothing of the request reached TWS: the session was gone before it could be sent.
+
+    The client waits for the next session (within the call's deadline) and sends it again.
+    """
+
+
 class _Framer:
     """Cuts TWS's byte stream into frame payloads; zero-length frames are skipped."""
 
@@ -532,11 +539,12 @@ class Connection:
         result. ``cancel`` is what to send IB if the caller gives up.
 
         Raises:
-            NotConnectedError: the session is not ready.
+            RequestNotSentError: the session is not ready, or it broke as the request was
+                being written (the session is then dropped).
         """
         client = self._client
         if client is None or not self.ready:
-            raise NotConnectedError(f"not connected to TWS at {self.host}:{self.port}")
+            raise RequestNotSentError(f"not connected to TWS at {self.host}:{self.port}")
 
         def do_cancel() -> None:
             if cancel is not None and self.ready:
@@ -550,7 +558,12 @@ class Connection:
                 send(client, p.req_id)
         except OSError as exc:
             self.table.abandon(p.req_id)
-            raise NotConnectedError(f"sending {kind} to TWS failed: {exc}") from exc
+            self.drop(f"sending {kind} failed: {exc}")
+            raise RequestNotSentError(f"sending {kind} to TWS failed: {exc}") from exc
+        if self._lost is not None and self.table.abandon(p.req_id) is not None:
+            # The session was lost (and its requests failed) before this one was in the
+            # table: no answer can come on this socket, so it goes out on the next session.
+            raise RequestNotSentError(f"the session to TWS was lost as {kind} was sent")
         return p
 
     # ------------------------------------------------------------------ callbacks
