@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ibdata.cli import _next_quarter_code
 from tests.sim.raw import RawClient
 
 ADDRESS = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
@@ -92,7 +94,24 @@ def test_demo_prints_bars_and_the_bund_front_month() -> None:
     assert "AAPL daily bars" in out.stdout
     assert re.search(r"^\d{4}-\d\d-\d\d +\d+\.\d\d", out.stdout, re.MULTILINE)
     assert "Euro-Bund (EURBBL, continuous):" in out.stdout
-    assert "EURBBLM25: FGBL JUN 25" in out.stdout
+    today = dt.datetime.now(dt.timezone.utc).date()
+    code = _next_quarter_code("EURBBL", today)
+    month = {"H": "MAR", "M": "JUN", "U": "SEP", "Z": "DEC"}[code[6]]
+    assert f"{code}: FGBL {month} {code[7:]}" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("today", "code"),
+    [
+        (dt.date(2025, 1, 5), "EURBBLH25"),
+        (dt.date(2025, 3, 31), "EURBBLM25"),
+        (dt.date(2025, 11, 2), "EURBBLZ25"),
+        (dt.date(2025, 12, 1), "EURBBLH26"),
+    ],
+)
+def test_demo_asks_for_the_next_quarterly_contract(today: dt.date, code: str) -> None:
+    """The demo's future is the first quarterly month after today's, so it never expires."""
+    assert _next_quarter_code("EURBBL", today) == code
 
 
 def test_cache_info_and_clear(tmp_path: Path) -> None:

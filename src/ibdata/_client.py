@@ -43,7 +43,7 @@ from ibdata.models import (
 from ibdata.pacing import PacedRequest, PacingRules
 from ibdata.registry import ProductRegistry, default_registry
 
-log = logging.getLogger("ibdata")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

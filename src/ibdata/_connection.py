@@ -52,7 +52,7 @@ from ibdata.exceptions import (
 )
 from ibdata.models import ConnectivityEvent, FarmState
 
-log = logging.getLogger("ibdata")
+log = logging.getLogger(__name__)
 
 _LEN = struct.Struct(">I")
 #: The largest frame accepted from TWS (ibapi's own limit is 0xFFFFFF).
@@ -383,7 +383,8 @@ class Connection:
             self._sock.close()
         self.table.fail_all(
             lambda p: ConnectionLostError(
-                f"the session was closed while request {p.req_id} ({p.kind}) was in flight"
+                f"the session was closed while this request ({p.kind}) was in flight",
+                req_id=p.req_id,
             )
         )
         me = threading.current_thread()
@@ -419,7 +420,8 @@ class Connection:
             self._transport.disconnect()
         n = self.table.fail_all(
             lambda p: ConnectionLostError(
-                f"connection to TWS lost while request {p.req_id} ({p.kind}) was in flight: {why}"
+                f"connection to TWS lost while this request ({p.kind}) was in flight: {why}",
+                req_id=p.req_id,
             )
         )
         log.warning(

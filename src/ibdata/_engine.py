@@ -40,7 +40,7 @@ from ibdata.models import Bars, BarSize, ContractDetails, ContractSpec, SecType,
 if TYPE_CHECKING:
     from ibdata._client import Client
 
-log = logging.getLogger("ibdata")
+log = logging.getLogger(__name__)
 
 UTC = dt.timezone.utc
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()

@@ -14,12 +14,17 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
-log = logging.getLogger("ibdata")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 #: Request ids start here, far from the order ids TWS hands out with nextValidId.
 FIRST_REQUEST_ID = 10_000
+
+#: The kinds of request; each is settled only by an answer of its own kind.
+BARS = "historical bars"
+DETAILS = "contract details"
+HEAD = "head timestamp"
 
 
 class Pending(Generic[T]):

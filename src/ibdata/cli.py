@@ -824,13 +824,22 @@ def _run_demo() -> int:
             f"\nEuro-Bund (EURBBL, continuous): {len(hourly)} hourly bars, last at "
             f"{last.time:%Y-%m-%d %H:%M} UTC, close {last.close:.2f}"
         )
-        (june,) = ib.get_contract_details("EURBBLM25")
-        c = june.contract
+        code = _next_quarter_code("EURBBL", sim.clock.now().date())
+        (details,) = ib.get_contract_details(code)
+        c = details.contract
         print(
-            f"EURBBLM25: {c.local_symbol} (conId {c.con_id}), last trade {c.last_trade_date}, "
-            f"{june.long_name}, {june.time_zone_id}"
+            f"{code}: {c.local_symbol} (conId {c.con_id}), last trade {c.last_trade_date}, "
+            f"{details.long_name}, {details.time_zone_id}"
         )
     return 0
+
+
+def _next_quarter_code(product: str, today: dt.date) -> str:
+    """The product code with the month suffix of the first quarterly month after today's."""
+    month = (today.month // 3 + 1) * 3
+    year = today.year + (month > 12)
+    month = month - 12 if month > 12 else month
+    return f"{product}{'HMUZ'[month // 3 - 1]}{year % 100:02d}"
 
 
 if __name__ == "__main__":

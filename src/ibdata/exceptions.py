@@ -203,8 +203,9 @@ class ContractNotFoundError(RequestError, LookupError):
 
     Raised when IB answers "No security definition has been found for the request": a
     wrong symbol, exchange or currency, an expired future without ``include_expired``, or
-    a renamed exchange (``GLOBEX`` is now ``CME``, ``DTB`` is ``EUREX``). Not raised for a
-    contract-details query that matches nothing: that is an empty result.
+    a renamed exchange (``GLOBEX`` is now ``CME``, ``DTB`` is ``EUREX``). TWS answers a
+    contract-details query that matches nothing with this error too, so
+    ``get_contract_details`` raises it rather than returning an empty list.
     """
 
 
@@ -500,8 +501,8 @@ IB_ERROR_CODES: Final[Mapping[int, str]] = MappingProxyType(
         "disconnect after repeats. RequestError.",
         162: "Historical Market Data Service error; the detail decides: pacing violation "
         "(PacingViolationError), HMDS query returned no data or no historical market data "
-        "(NoDataError), no market data permissions (PermissionDeniedError), query "
-        "cancelled, time length exceeds max, invalid step (RequestError).",
+        "(NoDataError), no market data permissions (PermissionDeniedError), time length "
+        "exceeds max or invalid step (InvalidRequestError), query cancelled (RequestError).",
         165: "Historical Market Data Service query message, e.g. 'no items retrieved'. "
         "Informational.",
         166: "HMDS Expired Contract Violation: no history for this expired contract. NoDataError.",
