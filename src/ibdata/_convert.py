@@ -362,9 +362,19 @@ def build_bars(
     time_zone: str,
     login_tz: str | None,
 ) -> Bars:
-    """Turn parsed columns into :class:`~ibdata.models.Bars` with the request's metadata."""
+    """Turn parsed columns into :class:`~ibdata.models.Bars` with the request's metadata.
+
+    Raises:
+        ValueError: a bar time is malformed, or a price, volume or WAP is not a finite
+            number (IB never sends NaN or infinity in a bar; ``float()`` would accept them).
+    """
     intraday = bar_size.intraday
     times = bar_times(columns.times, intraday)
+    for name in ("open", "high", "low", "close", "volume", "wap"):
+        column: array[float] = getattr(columns, name)
+        # one C-speed sum; the per-value check runs only if it is not finite
+        if not math.isfinite(sum(column)) and not all(map(math.isfinite, column)):
+            raise ValueError(f"a bar's {name} is not a finite number")
 
     def window(text: str) -> dt.datetime | None:
         try:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from ibapi.wrapper import EWrapper
 
+from ibdata._requests import BARS, DETAILS, HEAD
+
 if TYPE_CHECKING:
     from ibdata._connection import Connection
 
@@ -54,7 +56,7 @@ class Wrapper(EWrapper):  # type: ignore[misc]  # ibapi ships no type hints
         self._conn.table.add_item(reqId, contractDetails)
 
     def contractDetailsEnd(self, reqId: int) -> None:  # noqa: N802, N803
-        self._conn.on_end(reqId)
+        self._conn.on_end(reqId, DETAILS)
 
     def historicalData(self, reqId: int, bar: Any) -> None:  # noqa: N802, N803
         # Only reached when the fast path is off (server versions whose layout it does not
@@ -62,11 +64,11 @@ class Wrapper(EWrapper):  # type: ignore[misc]  # ibapi ships no type hints
         self._conn.table.add_item(reqId, bar)
 
     def historicalDataEnd(self, reqId: int, start: str, end: str) -> None:  # noqa: N802, N803
-        self._conn.on_end(reqId, (start, end))
+        self._conn.on_end(reqId, BARS, (start, end))
 
     def headTimestamp(self, reqId: int, headTimestamp: str) -> None:  # noqa: N802, N803
         self._conn.table.add_item(reqId, headTimestamp)
-        self._conn.on_end(reqId)
+        self._conn.on_end(reqId, HEAD)
 
     def currentTime(self, time: int) -> None:  # noqa: N802
         self._conn.on_current_time(time)
