@@ -708,8 +708,10 @@ class Client:
                 return self._request_bars(job, end_text, span)
 
             # Identical requests in flight at the same moment (many threads, many REST
-            # consumers) share one IB request, as identical range downloads do.
-            return self._engine.shared(("window", spec, size, show, rth, span, end_text), one)
+            # consumers) share one IB request, as identical range downloads do. The timeout
+            # is part of the identity: a caller never waits on a request with a longer one.
+            key = ("window", spec, size, show, rth, span, end_text, limit)
+            return self._engine.shared(key, one)
         stop = end_at if end_at is not None else dt.datetime.now(dt.timezone.utc)
         if begin >= stop:
             raise ValueError(f"start ({begin.isoformat()}) must be before end ({stop.isoformat()})")
@@ -722,7 +724,7 @@ class Client:
 
         if progress is not None:  # a caller watching its own progress runs its own download
             return run()
-        return self._engine.shared((spec, size, show, rth, begin, stop), run)
+        return self._engine.shared((spec, size, show, rth, begin, stop, limit), run)
 
     def _paced(
         self,

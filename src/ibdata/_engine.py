@@ -192,8 +192,9 @@ class HistoryEngine:
         return self._bars(job, pieces, start, end)
 
     def _chunk(self, job: Job, chunk: _planner.Chunk, final: float) -> CachedBars:
-        """One chunk's bars, fetched once even when several threads want it at once."""
-        ident = (job.key, chunk.end, chunk.duration)
+        """One chunk's bars, fetched once even when several threads want it at once (with
+        the same timeout: no caller waits on a request that may outlast its own)."""
+        ident = (job.key, chunk.end, chunk.duration, job.limit)
         with self._lock:
             shared = self._inflight.get(ident)
             if shared is None:
