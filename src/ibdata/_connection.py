@@ -389,7 +389,9 @@ class Connection:
         )
         me = threading.current_thread()
         for t in self._threads:
-            if t is not me:
+            # A session TWS closes at once can be closed by its reader before _start has
+            # started the dispatcher; that one then finds the reader's end marker and ends.
+            if t is not me and t.ident is not None:
                 t.join(5)
 
     def stalled(self, seconds: float) -> bool:
