@@ -84,9 +84,10 @@ def _make_raw_wrapper() -> Any:
         def _end(self, req_id: int, outcome: object) -> None:
             with self.cond:
                 self.done[req_id] = outcome
-                self.cond.notify_all()
             if self.on_end is not None:
                 self.on_end(req_id, outcome)
+            with self.cond:  # after on_end: a waiter sees what it did
+                self.cond.notify_all()
 
         def nextValidId(self, orderId: int) -> None:  # noqa: N803
             with self.cond:

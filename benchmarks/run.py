@@ -82,7 +82,7 @@ class Plan:
 
 
 #: 21 weeks of 1-minute all-hours bars: 105 sessions x 960 bars = 100,800 bars.
-FULL = Plan(3, 10, 300, "21 W", 640, 32, 100.0, 200, 30, 9, 10 / 3)
+FULL = Plan(3, 20, 300, "21 W", 640, 32, 100.0, 200, 30, 9, 10 / 3)
 #: One week (4,800 bars), few samples, a fast pacing clock: proves the code works.
 QUICK = Plan(1, 3, 20, "1 W", 64, 32, 1000.0, 20, 3, 3, 0.5)
 
@@ -459,7 +459,9 @@ def _rest_rows(results: Results) -> list[Row]:
     out = []
     for d in results.rest:
         lat = d.latencies
+        rounds = sorted(len(r["latencies"]) / r["elapsed"] for r in d.rounds)
         note = (
+            f"{len(rounds)} rounds of {rounds[0]:,.1f} to {rounds[-1]:,.1f} answers/s; latency "
             f"p50 {_ms(quantile(lat, 0.5)):.1f} ms, p99 {_ms(quantile(lat, 0.99)):.1f} ms; "
             f"{d.errors:,} errors; {_ms(d.cpu_per_request()):.2f} ms CPU per answer"
         )
