@@ -639,3 +639,20 @@ def test_identical_concurrent_requests_share_one_ib_request(sim: Simulator, clie
     assert len(results) == 8
     assert all(r == results[0] for r in results)
     assert _historical_requests(sim) - before == 1
+
+
+def test_session_socket_has_tcp_keepalive(client: Client) -> None:
+    """The session's socket probes a silent peer, so a vanished gateway is noticed."""
+    import socket
+
+    from ibdata import _connection
+
+    conn = client._conn
+    assert conn is not None
+    assert conn._sock is not None
+    sock = conn._sock
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    if hasattr(socket, "TCP_KEEPIDLE"):
+        idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+        assert idle == _connection.KEEPALIVE_IDLE
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3

@@ -89,6 +89,27 @@ class RequestNotSentError(NotConnectedError):
     """
 
 
+#: TCP keepalive: probe after 30 s of silence, every 10 s, give up after 3 unanswered
+#: probes, so a peer that vanished without a FIN or RST (a NAT or firewall dropping the
+#: flow, a host powered off) is noticed in about a minute and the session is replaced.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 30, 10, 3
+
+
+def _keep_alive(sock: socket.socket) -> None:
+    """Turn TCP keepalive on, with short timers where the platform lets us set them."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),  # Linux, recent Windows
+        ("TCP_KEEPALIVE", KEEPALIVE_IDLE),  # macOS's name for the idle time
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
 class _Framer:
     """Cuts TWS's byte stream into frame payloads; zero-length frames are skipped."""
 
@@ -267,6 +288,7 @@ class Connection:
         except OSError as exc:
             raise ConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _keep_alive(sock)
         self._sock = sock
         try:
             framer = _Framer()
