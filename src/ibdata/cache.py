@@ -156,10 +156,15 @@ def _pack(columns: list[array[Any]]) -> bytes:
     return b"".join(c.tobytes() for c in columns)
 
 
+class _DamagedBlock(sqlite3.DatabaseError):
+    """A block whose data does not hold what its row says: the file was damaged in a way
+    SQLite's integrity check cannot see."""
+
+
 def _unpack(data: bytes, n: int) -> list[array[Any]]:
     """The eight columns of a blob written by :func:`_pack`."""
     if len(data) != 64 * n:
-        raise sqlite3.DatabaseError(f"a block of {n} bars holds {len(data)} bytes")
+        raise _DamagedBlock(f"a block of {n} bars holds {len(data)} bytes")
     out: list[array[Any]] = []
     for i, name in enumerate(_COLUMNS):
         column = array("q" if name == "count" else "d")
@@ -397,6 +402,8 @@ def _is_busy(exc: sqlite3.Error) -> bool:
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:
+    if isinstance(exc, _DamagedBlock):
+        return True
     code = _code(exc)
     if code is not None:
         return code in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
@@ -490,6 +497,12 @@ def _inspect(conn: sqlite3.Connection, *, full: bool) -> tuple[_State, str]:
         rows = conn.execute("PRAGMA quick_check").fetchall()
         if rows != [("ok",)]:
             return "bad", f"failed SQLite's integrity check ({rows[0][0]})"
+        # damage SQLite cannot see: a block whose data is not the size its row says
+        block = conn.execute(
+            "SELECT n, length(data) FROM blocks WHERE length(data) != 64 * n LIMIT 1"
+        ).fetchone()
+        if block is not None:
+            return "bad", f"is damaged (a block of {block[0]} bars holds {block[1]} bytes)"
     return "ok", ""
 
 
@@ -498,12 +511,13 @@ class BarCache:
     """Final bars and the intervals they cover, in one SQLite file shared by all users.
 
     Opening creates the file (and its parent directories) when it does not exist, switches
-    it to WAL mode and checks it (SQLite's ``quick_check``, which reads the whole file). A
-    file that is damaged, belongs to another program or has a newer schema version is
-    renamed to ``<name>.corrupt-<UTC timestamp>``, a :class:`CacheWarning` is issued, and a
-    new, empty cache is created in its place; the same happens if the file is found damaged
-    later, while it is in use. A lock file ``<name>.lock`` is created next to it when that
-    happens, so that processes rebuild it one at a time.
+    it to WAL mode and checks it (SQLite's ``quick_check``, which reads the whole file, and
+    the size of every stored block). A file that is damaged, belongs to another program or
+    has a newer schema version is renamed to ``<name>.corrupt-<UTC timestamp>``, a
+    :class:`CacheWarning` is issued, and a new, empty cache is created in its place; the
+    same happens if the file is found damaged later, while it is in use. A lock file
+    ``<name>.lock`` is created next to it when that happens, so that processes rebuild it
+    one at a time.
 
     One :class:`BarCache` holds one SQLite connection guarded by a lock: any number of
     threads may call it at once (their calls run one after another). Any number of
@@ -872,15 +886,17 @@ class BarCache:
         lo, hi = _interval(start, end)
         if lo == hi:
             return CachedBars.empty()
-        rows = self._run(
-            lambda conn: conn.execute(_BLOCKS, (*_key_params(key), hi, lo)).fetchall(),
-            write=False,
-        )
-        if not rows:
+
+        def work(conn: sqlite3.Connection) -> list[tuple[int, list[array[Any]]]]:
+            # unpacked here, so that a damaged block is handled like any damage to the file
+            rows = conn.execute(_BLOCKS, (*_key_params(key), hi, lo)).fetchall()
+            return [(n, _unpack(data, n)) for _first, _last, n, data in rows]
+
+        blocks = self._run(work, write=False)
+        if not blocks:
             return CachedBars.empty()
         merged = [array("q" if name == "count" else "d") for name in _COLUMNS]
-        for _first, _last, n, data in rows:
-            block = _unpack(data, n)
+        for n, block in blocks:
             a = bisect.bisect_left(block[0], lo)
             b = bisect.bisect_left(block[0], hi)
             for target, column in zip(merged, block, strict=True):
