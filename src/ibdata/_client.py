@@ -195,6 +195,7 @@ class Client:
 
         Raises:
             ValueError: a variable is set to something invalid (the message names it).
+            OSError: ``IBDATA_PRODUCTS`` names a file that cannot be read.
         """
         env = os.environ
         kwargs: dict[str, Any] = dict(options)
