@@ -186,10 +186,18 @@ def page_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
 
 
 def _close_clients(namespace: dict[str, Any]) -> None:
-    """Close clients a page left open in its namespace (samples normally use ``with``)."""
-    for value in namespace.values():
+    """Close the clients, then stop the simulators, a page left in its namespace.
+
+    Samples close what they open; this only matters when one fails half-way, so that the
+    failure is reported alone rather than with leaked threads.
+    """
+    values = list(namespace.values())
+    for value in values:
         if isinstance(value, ibdata.Client):
             value.close()
+    for value in values:
+        if isinstance(value, Simulator):
+            value.stop()
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
