@@ -333,3 +333,24 @@ def test_range_past_a_contracts_expiry(paced_sim: Simulator, make_client: Any) -
         include_expired=True,
     )
     assert _got(bars) == expected
+
+
+def test_max_requests_refuses_a_range_before_any_bars_are_asked(
+    paced_sim: Simulator, make_client: Any
+) -> None:
+    """A range needing more requests than max_requests raises; the cached part needs none."""
+    client = make_client()
+    start = dt.datetime(2025, 3, 3, tzinfo=UTC)
+    end = dt.datetime(2025, 3, 7, tzinfo=UTC)  # four days of 1-minute bars: four chunks
+    with pytest.raises(ValueError, match=r"max_requests: the range needs 4 requests"):
+        client.get_historical_bars("AAPL", start=start, end=end, bar_size="1 min", max_requests=3)
+    assert _requests(paced_sim) == 0
+    middle = dt.datetime(2025, 3, 5, tzinfo=UTC)
+    client.get_historical_bars("AAPL", start=start, end=middle, bar_size="1 min", max_requests=2)
+    assert _requests(paced_sim) == 2
+    bars = client.get_historical_bars(
+        "AAPL", start=start, end=end, bar_size="1 min", max_requests=2
+    )  # two days are cached: two more requests are enough
+    assert _got(bars) == _expected(paced_sim, "AAPL", "1 min", start, end, **STOCK)
+    with pytest.raises(ValueError, match="max_requests must be at least 1"):
+        client.get_historical_bars("AAPL", start=start, end=end, bar_size="1 min", max_requests=0)

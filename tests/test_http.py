@@ -293,6 +293,23 @@ def test_start_end_range(api: httpx.Client, start: str, end: str) -> None:
     assert (times[0], times[-1]) == ("2025-03-10T14:00:00Z", "2025-03-10T15:55:00Z")
 
 
+def test_range_needing_too_many_requests_is_a_400(
+    sim: Simulator, client: Client, servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``max_range_requests``, a range that needs more IB requests is refused, unsent."""
+    monkeypatch.delenv("IBDATA_API_TOKEN", raising=False)
+    api = servers.start(create_app(client, max_range_requests=2))
+    params = {"start": "2025-03-03T00:00:00Z", "end": "2025-03-06T00:00:00Z", "barSize": "1 min"}
+    r = api.get("/ib/market-data/AAPL", params=params)
+    assert r.status_code == 400, r.text
+    assert "needs 3 requests to IB, more than the 2 allowed" in r.json()["error"]
+    assert sim.received.find("reqHistoricalData") == []
+    params["end"] = "2025-03-05T00:00:00Z"
+    assert api.get("/ib/market-data/AAPL", params=params).status_code == 200
+    with pytest.raises(ValueError, match="max_range_requests must be at least 1"):
+        create_app(client, max_range_requests=0)
+
+
 def test_end_date_time_ends_the_window(api: httpx.Client) -> None:
     """``endDateTime`` ends a duration request (IB's UTC form accepted)."""
     params = {"duration": "3600 S", "barSize": "5 mins", "endDateTime": "20250311-15:00:00"}
@@ -783,3 +800,16 @@ def test_serve_cache_option_opens_the_cache(tmp_path: Path) -> None:
     status, _, err, _ = _run_serve(["--simulate", "--port", "0"], IBDATA_CACHE=str(env_path))
     assert status == 0, err
     assert env_path.exists()
+
+
+def test_serve_refuses_a_negative_range_limit() -> None:
+    """``ibdata serve --max-range-requests -1`` exits 2 with a message naming the option."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ibdata", "serve", "--port", "0", "--max-range-requests", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--max-range-requests must be 0 or more" in done.stderr

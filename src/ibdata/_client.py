@@ -639,6 +639,7 @@ class Client:
         exchange: str | None = None,
         currency: str | None = None,
         progress: Progress | None = None,
+        max_requests: int | None = None,
     ) -> Bars:
         """Historical bars: ``duration`` back from ``end``, or the whole range ``[start, end)``.
 
@@ -663,6 +664,10 @@ class Client:
             currency: overrides the currency (default USD for plain symbols).
             progress: called as ``progress(chunks_done, chunks_total, bars_so_far)`` while a
                 range downloads (see :func:`ibdata.tqdm_progress`).
+            max_requests: for a range, the most historical-data requests it may need (the
+                cached parts need none); a range that needs more raises ValueError before
+                any bars are requested. None sets no limit. A service answering callers it
+                does not control uses it to bound the time one call can take.
 
         Returns:
             The bars, oldest first, without duplicates, with the contract IB resolved and the
@@ -686,7 +691,8 @@ class Client:
             NotConnectedError: no session within the timeout.
             ConnectionLostError: the session dropped during a request.
             ValueError: an argument is invalid, or a continuous future's range ends in
-                the past (nothing was sent).
+                the past (nothing was sent), or the range needs more than ``max_requests``
+                requests (no bars were requested).
             TypeError: an argument has the wrong type (nothing was sent).
         """
         size = v.bar_size(bar_size)
@@ -699,6 +705,7 @@ class Client:
         rth = v.flag(use_rth, "use_rth")
         if progress is not None and not callable(progress):
             raise TypeError(f"progress must be callable, got {progress!r}")
+        most = None if max_requests is None else v.count(max_requests, "max_requests")
         spec = self.resolve(instrument, sec_type=sec_type, exchange=exchange, currency=currency)
         limit, deadline = self._deadline(timeout)
         if begin is None:
@@ -721,11 +728,11 @@ class Client:
 
         def run() -> Bars:
             job = Job(spec, self._one_contract(spec, limit, deadline), size, show, rth, limit)
-            return self._engine.download(job, begin, stop, progress)
+            return self._engine.download(job, begin, stop, progress, most)
 
         if progress is not None:  # a caller watching its own progress runs its own download
             return run()
-        return self._engine.shared((spec, size, show, rth, begin, stop, limit), run)
+        return self._engine.shared((spec, size, show, rth, begin, stop, limit, most), run)
 
     def _paced(
         self,

@@ -155,9 +155,18 @@ class HistoryEngine:
         return known
 
     def download(
-        self, job: Job, start: dt.datetime, end: dt.datetime, progress: Progress | None
+        self,
+        job: Job,
+        start: dt.datetime,
+        end: dt.datetime,
+        progress: Progress | None,
+        max_requests: int | None = None,
     ) -> Bars:
-        """Every bar of ``[start, end)``; see the module docstring for the rules."""
+        """Every bar of ``[start, end)``; see the module docstring for the rules.
+
+        Raises ValueError, before any bars are requested, when more than ``max_requests``
+        chunks are missing from the cache.
+        """
         now = dt.datetime.now(UTC)
         if job.spec.sec_type is SecType.CONTFUT:
             return self._continuous(job, start, end, now)
@@ -178,6 +187,11 @@ class HistoryEngine:
         pieces: list[CachedBars] = []
         if self.cache is not None:
             pieces.append(self.cache.load(job.key, lo, hi))
+        if max_requests is not None and len(chunks) > max_requests:
+            raise ValueError(
+                f"max_requests: the range needs {len(chunks)} requests to IB, more than "
+                f"the {max_requests} allowed; ask for a shorter range or larger bars"
+            )
         done, total = 0, len(chunks)
         count = sum(len(p.time) for p in pieces)
         if progress is not None:

@@ -24,6 +24,11 @@ from typing import Any
 #: Seconds uvicorn waits for requests in flight at shutdown.
 GRACEFUL_SHUTDOWN = 10
 
+#: The default bound on the IB requests of one range download through the REST adapter: a
+#: year of 1-minute bars fits (365 requests); the worst case, bars of 30 seconds or less
+#: paced at 60 requests per 10 minutes, holds a worker for about an hour.
+DEFAULT_MAX_RANGE_REQUESTS = 400
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``serve`` subcommand's options to ``parser``."""
@@ -52,6 +57,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="bar cache file shared by every request's range downloads "
         "(default $IBDATA_CACHE; no cache when neither is set)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds each request to IB may take (default 60)",
+    )
+    parser.add_argument(
+        "--max-range-requests",
+        type=int,
+        default=DEFAULT_MAX_RANGE_REQUESTS,
+        metavar="N",
+        help="most IB requests one start/end range may need; larger ranges get a 400 "
+        f"(default {DEFAULT_MAX_RANGE_REQUESTS}; 0 = no limit)",
     )
 
 
@@ -112,10 +132,15 @@ def run(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", False):
         logging.getLogger("ibapi").setLevel(logging.WARNING)  # it logs every message
 
+    if args.max_range_requests < 0:
+        print("ibdata serve: --max-range-requests must be 0 or more", file=sys.stderr)
+        sock.close()
+        return 2
     sim: Any = None
     options: dict[str, Any] = {
         "client_id": args.client_id,
         "cache": args.cache or os.environ.get("IBDATA_CACHE") or None,
+        "timeout": args.timeout,
     }
     try:
         if args.simulate:
@@ -134,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ibdata serve: {exc}", file=sys.stderr)
         return 2
 
-    app = create_app(client, manage_client=True)
+    app = create_app(client, manage_client=True, max_range_requests=args.max_range_requests or None)
     config = uvicorn.Config(
         app,
         log_config=None,

@@ -153,3 +153,12 @@ def client_id(value: object, name: str = "client_id") -> int | None:
     if not 0 <= value <= 2147483646:
         raise ValueError(f"{name} must be 0..2147483646, got {value}")
     return value
+
+
+def count(value: object, name: str) -> int:
+    """A positive integer (a bool is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value

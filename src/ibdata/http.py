@@ -432,7 +432,11 @@ IB = Annotated[Client, Depends(_ib)]
 
 
 def create_app(
-    client: Client | None = None, *, token: str | None = None, manage_client: bool = False
+    client: Client | None = None,
+    *,
+    token: str | None = None,
+    manage_client: bool = False,
+    max_range_requests: int | None = None,
 ) -> FastAPI:
     """Build the FastAPI app serving the older HTTP server's endpoints over one Client.
 
@@ -446,6 +450,10 @@ def create_app(
             authentication off.
         manage_client: with a given ``client``, connect it at start-up unless it is
             connected, and close it at shutdown.
+        max_range_requests: the most IB requests one ``start``/``end`` range may need
+            (passed as ``max_requests`` to :meth:`ibdata.Client.get_historical_bars`); a
+            larger range is answered 400 before any bars are requested. None sets no
+            limit; ``ibdata serve`` sets 400.
 
     Returns:
         The app, for uvicorn or any ASGI server. A failed connect at start-up is logged and
@@ -454,9 +462,12 @@ def create_app(
 
     Raises:
         TypeError: ``client`` is not a Client.
+        ValueError: ``max_range_requests`` is below 1.
     """
     if client is not None and not isinstance(client, Client):
         raise TypeError(f"client must be an ibdata.Client or None, got {client!r}")
+    if max_range_requests is not None and max_range_requests < 1:
+        raise ValueError(f"max_range_requests must be at least 1, got {max_range_requests}")
     secret = os.environ.get("IBDATA_API_TOKEN", "") if token is None else token
     bearer = HTTPBearer(auto_error=False, description="the server's IBDATA_API_TOKEN")
 
@@ -545,6 +556,7 @@ def create_app(
             sec_type=sec_type,
             exchange=exchange,
             currency=currency,
+            max_requests=max_range_requests,
         )
         elapsed = round((time.perf_counter() - started) * 1000)
         data = [
