@@ -10,9 +10,10 @@
 * **ib_async**: ``ib_async.IB`` with its synchronous API (``RaiseRequestErrors=True``) in the
   caller's thread, on an event loop the caller creates (:func:`_common.event_loop`); for many
   requests at once, coroutines on that loop. Its throttle (at most 45 requests a second, for
-  TWS's limit of 50 messages a second) is off (``Client.MaxRequests = 0``), as the other
-  clients have none and the simulator enforces no message rate; one row of "many requests
-  at once" runs with it on, its default.
+  TWS's limit of 50 messages a second) is off (``Client.MaxRequests = 0``), as ibdata's
+  (``max_message_rate=None``; 45 a second by default too) and raw ibapi has none, and the
+  simulator enforces no message rate; one row of "many requests at once" runs ib_async with
+  its throttle on, its default.
 
 Every function here measures one comparison with the rows interleaved: each round runs
 every client once, in a new order, so all rows share the machine's load. Wall time from
@@ -266,8 +267,16 @@ class Contender:
 
 
 def ibdata_client(sim: Simulator, client_id: int) -> ibdata.Client:
-    """A connected ibdata client without pacing (see the module's docstring)."""
-    return ibdata.Client("127.0.0.1", sim.port, client_id=client_id, timeout=TIMEOUT, pacing=None)
+    """A connected ibdata client without pacing or message-rate limit (see the module's
+    docstring: ib_async's throttle is off too)."""
+    return ibdata.Client(
+        "127.0.0.1",
+        sim.port,
+        client_id=client_id,
+        timeout=TIMEOUT,
+        pacing=None,
+        max_message_rate=None,
+    )
 
 
 def _ibdata_burst(client: ibdata.Client) -> Callable[[int, int], list[float]]:

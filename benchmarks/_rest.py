@@ -443,7 +443,12 @@ def measure(sim: Any, seconds: float, rounds: int) -> tuple[list[Design], dict[s
     load: LoadProcess | None = None
     try:
         client = Client(
-            sim.host, sim.port, client_id=IBDATA_CLIENT_ID, pacing=None, timeout=30
+            sim.host,
+            sim.port,
+            client_id=IBDATA_CLIENT_ID,
+            pacing=None,
+            timeout=30,
+            max_message_rate=None,  # the simulator has no message limit; see _clients.py
         ).connect()
         apps = [
             (IBDATA, create_app(client, token="")),

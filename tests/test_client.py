@@ -656,3 +656,68 @@ def test_session_socket_has_tcp_keepalive(client: Client) -> None:
         idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
         assert idle == _connection.KEEPALIVE_IDLE
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+
+
+def test_throttle_allows_a_burst_then_spaces_at_its_rate() -> None:
+    """At 45 a second, 45 requests go at once and each further one waits 1/45 s more."""
+    from ibdata._throttle import Throttle
+
+    throttle = Throttle(45.0)
+    waits = [throttle.reserve(now=100.0) for _ in range(48)]
+    assert waits[:45] == [0.0] * 45
+    assert waits[45:] == pytest.approx([1 / 45, 2 / 45, 3 / 45])
+    assert throttle.reserve(now=102.0) == 0.0  # two quiet seconds refill the burst
+
+
+def test_requests_never_exceed_the_message_rate(
+    sim: Simulator, client_factory: Callable[..., Client]
+) -> None:
+    """Forty lookups from eight threads at a limit of 20 a second reach TWS no faster."""
+    client = client_factory(max_message_rate=20)
+    errors: list[BaseException] = []
+
+    def lookups() -> None:
+        try:
+            for _ in range(5):
+                client.get_contract_details("AAPL")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=lookups) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    times = sorted(r.time for r in sim.received.find("reqContractDetails"))
+    assert len(times) == 40
+    # 20 may go at once (one second's burst); the other 20 are spaced 1/20 s apart at least.
+    assert times[-1] - times[0] >= 20 / 20 * 0.95
+
+
+def test_no_slot_before_the_timeout_raises_unsent(
+    sim: Simulator, client_factory: Callable[..., Client]
+) -> None:
+    """A request whose rate-limit slot comes after its timeout raises at once, unsent."""
+    client = client_factory(max_message_rate=1)
+    client.get_contract_details("AAPL")
+    before = len(sim.received.find("reqContractDetails"))
+    with pytest.raises(RequestTimeoutError, match="message-rate limit"):
+        client.get_contract_details("AAPL", timeout=0.3)
+    assert len(sim.received.find("reqContractDetails")) == before
+
+
+@pytest.mark.parametrize(
+    ("rate", "error"),
+    [
+        (0, ValueError),
+        (-5, ValueError),
+        (float("nan"), ValueError),
+        (True, TypeError),
+        ("45", TypeError),
+    ],
+)
+def test_message_rate_is_checked(rate: object, error: type[Exception]) -> None:
+    """A message rate that is not a positive finite number is refused, naming the option."""
+    with pytest.raises(error, match="max_message_rate"):
+        Client(max_message_rate=rate)  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from ibdata._connection import Connection, RequestNotSentError
 from ibdata._engine import LONG_BAR_SPANS, HistoryEngine, Job, Progress, continuous_duration
 from ibdata._pacer import Pacer
 from ibdata._requests import BARS, DETAILS, HEAD, Pending
+from ibdata._throttle import Throttle
 from ibdata.cache import BarCache
 from ibdata.exceptions import (
     AmbiguousContractError,
@@ -49,6 +50,10 @@ T = TypeVar("T")
 
 #: IB's published pacing rules: the default of every client.
 DEFAULT_PACING = PacingRules()
+
+#: Requests a second a client sends TWS by default: under TWS's limit of 50 messages a
+#: second, leaving room for the session's own messages (cancels, the start-up requests).
+DEFAULT_MESSAGE_RATE = 45.0
 
 #: Random client ids are drawn from this range (TWS accepts 0..2147483646).
 CLIENT_ID_RANGE = (1_000, 999_999)
@@ -110,6 +115,10 @@ class Client:
             default, :class:`~ibdata.PacingRules`); None sends without pacing.
         chunk_spans: per bar size, the IB duration of each request of a range download
             (``{"1 min": "43200 S"}``); the defaults are the history guide's chunk-span table.
+        max_message_rate: the most requests a second this client sends TWS, spread
+            evenly with a burst of one second's worth; TWS accepts 50 messages a second
+            from a client and disconnects one that exceeds it repeatedly (error 100). None
+            sends without limit (for the simulator, or a TWS configured otherwise).
 
     Raises:
         ValueError: an argument is out of range.
@@ -131,6 +140,7 @@ class Client:
         cache: str | os.PathLike[str] | BarCache | None = None,
         pacing: PacingRules | None = DEFAULT_PACING,
         chunk_spans: Mapping[BarSize | str, str] | None = None,
+        max_message_rate: float | None = DEFAULT_MESSAGE_RATE,
     ) -> None:
         self.host = v.text(host, "host", max_len=255)
         self.port = v.port(port)
@@ -174,6 +184,10 @@ class Client:
                     f"52 W; got {span!r}"
                 )
         self.chunk_spans: Mapping[BarSize, str] = spans
+        if max_message_rate is None:
+            self._throttle: Throttle | None = None
+        else:
+            self._throttle = Throttle(v.rate(max_message_rate, "max_message_rate"))
         self._own_cache = False
         if cache is None or isinstance(cache, BarCache):
             self.cache = cache
@@ -480,6 +494,7 @@ class Client:
         A request that could not be written because the session had just dropped is sent
         again on the next session: nothing of it reached TWS.
         """
+        self._throttled(kind, deadline)
         while True:
             conn = self._session(deadline)
             try:
@@ -487,6 +502,23 @@ class Client:
             except RequestNotSentError:
                 if time.monotonic() >= deadline:
                     raise
+
+    def _throttled(self, kind: str, deadline: float) -> None:
+        """Wait for this request's slot under the message-rate limit, up to ``deadline``."""
+        if self._throttle is None:
+            return
+        wait = self._throttle.reserve()
+        if wait <= 0:
+            return
+        left = deadline - time.monotonic()
+        if wait > left:
+            raise RequestTimeoutError(
+                None,
+                max(left, 0.0),
+                f"{kind}: not sent, the message-rate limit "
+                f"({self._throttle.rate:g}/s) had no slot before the timeout",
+            )
+        self._stop.wait(wait)
 
     def _wait(self, conn: Connection, p: Pending[T], limit: float, deadline: float) -> T:
         try:
@@ -751,6 +783,7 @@ class Client:
                 self._pacer.acquire(request, token, None)
             try:
                 deadline = time.monotonic() + limit
+                self._throttled(kind, deadline)
                 while True:
                     conn = self._session(deadline)
                     try:

@@ -162,3 +162,12 @@ def count(value: object, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
     return value
+
+
+def rate(value: object, name: str) -> float:
+    """A positive, finite number of events a second (a bool is refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number (per second), got {value!r}")
+    if not (0 < value < float("inf")):  # also refuses NaN
+        raise ValueError(f"{name} must be a positive, finite number per second; got {value!r}")
+    return float(value)

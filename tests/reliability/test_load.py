@@ -121,11 +121,14 @@ def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
 
 @pytest.fixture
 def clients(sim: Simulator) -> Iterator[Callable[[], Client]]:
-    """Connected clients without pacing; all are closed after the test."""
+    """Connected clients without pacing or message-rate limit (the simulator enforces
+    neither; this load measures routing, not TWS's rate); all are closed after the test."""
     made: list[Client] = []
 
     def make() -> Client:
-        c = Client(sim.host, sim.port, pacing=None, timeout=60, connect_timeout=10).connect()
+        c = Client(
+            sim.host, sim.port, pacing=None, max_message_rate=None, timeout=60, connect_timeout=10
+        ).connect()
         made.append(c)
         return c
 
