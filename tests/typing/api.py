@@ -42,6 +42,7 @@ def use_client(sim: Simulator) -> None:
             end=end,
             bar_size="1 min",
             progress=ibdata.tqdm_progress(desc="SPY"),
+            max_requests=400,
         )
         columns = ranged.to_arrays()["close"]
         del when, volume, rows, con_id, status, spec, columns
@@ -59,7 +60,9 @@ def use_cache(path: str) -> None:
     with ibdata.BarCache(path) as cache:
         bars: int = cache.info().bars
         del bars
-    client = ibdata.Client(cache=path, pacing=ibdata.PacingRules(time_scale=10))
+    client = ibdata.Client(
+        cache=path, pacing=ibdata.PacingRules(time_scale=10), max_message_rate=None
+    )
     client.close()
 
 
