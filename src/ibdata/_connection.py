@@ -74,8 +74,9 @@ _FARM_STATES = {
     2158: FarmState.OK,
 }
 _CONNECTIVITY = {1100, 1101, 1102, 1300, 2110}
-#: Where the request id sits in messages that carry one: msg id -> field index.
-_REQ_ID_INDEX = {17: 1, 52: 2, 88: 1, 90: 1, 106: 1, 108: 1}
+#: Where the request id sits in messages that carry one: msg id -> field index. An error
+#: message (4) whose code or text cannot be read still fails the request it names at once.
+_REQ_ID_INDEX = {4: 2, 17: 1, 52: 2, 88: 1, 90: 1, 106: 1, 108: 1}
 
 
 class ProtocolError(Exception):
@@ -526,6 +527,10 @@ class Connection:
             req_id, details = _convert.parse_contract_data(fields, sv)
             self.table.add_item(req_id, details)
             return
+        if msg_id == 4 and len(fields) < 5:
+            # ibapi logs and drops an error message of the wrong length: its request would
+            # wait for its timeout instead of failing now
+            raise ValueError(f"an error message of {len(fields)} fields")
         if self._interpret_takes_id:
             self._decoder.interpret(tuple(fields), msg_id)
         else:

@@ -155,6 +155,8 @@ BAD_BARS: dict[str, bytes | Callable[[str], bytes]] = {
     "contractDataEnd for the bar request": lambda r: frame(52, 1, r),
     "headTimestamp for the bar request": lambda r: frame(88, r, "1741788000"),
     "no fields after the request id": lambda r: frame(17, r),
+    "an error for it with a non-numeric code": lambda r: frame(4, 2, r, "abc", "text"),
+    "an error for it without its code and text": lambda r: frame(4, 2, r),
 }
 
 
@@ -162,8 +164,9 @@ BAD_BARS: dict[str, bytes | Callable[[str], bytes]] = {
 def test_a_bad_answer_fails_its_call_and_the_session_goes_on(
     sim: Simulator, client: Client, expected: Bars, case: str
 ) -> None:
-    """An answer with one bad bar, a wrong field count or another request kind's end
-    raises RequestError for that call (never bars), and the same session serves the next."""
+    """An answer with one bad bar, a wrong field count, another request kind's end or an
+    unreadable error message raises RequestError for that call at once (never bars), and
+    the same session serves the next."""
     call, req_id = _bars_in_flight(sim, client)
     make = BAD_BARS[case]
     sim.send_raw(make(req_id) if callable(make) else make, client_id=client.client_id)
