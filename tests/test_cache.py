@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -596,7 +596,8 @@ def test_interrupted_writer_leaves_whole_chunks(
 
 
 def test_schema_one_file_is_rebuilt(tmp_path: Path) -> None:
-    """A cache of schema version 1 (one row per bar) is set aside and rebuilt as version 2."""
+    """A cache of schema version 1 (one row per bar) is set aside and rebuilt empty, at the
+    current version."""
     path = tmp_path / "old.sqlite"
     with BarCache(path) as cache:
         cache.store(KEY, 0.0, 60.0, make_bars([0.0]))
@@ -605,8 +606,203 @@ def test_schema_one_file_is_rebuilt(tmp_path: Path) -> None:
     with pytest.warns(CacheWarning, match="unsupported schema version 1"):
         cache = BarCache(path)
     with cache:
-        assert cache.info().schema_version == 2
+        assert cache.info().schema_version == BarCache.SCHEMA_VERSION == 3
         assert cache.missing(KEY, 0.0, 60.0) == [(0.0, 60.0)]
+
+
+def _schema_two_file(path: Path, bars: CachedBars) -> None:
+    """Write a cache as ibdata wrote schema version 2 (rows without checksums), holding
+    ``bars`` as one block of KEY covering ``[0, 600)``, and KEY's head timestamp 0."""
+    data = b"".join(column.tobytes() for column in attrs.astuple(bars, recurse=False))
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE series (id INTEGER PRIMARY KEY, con_id INTEGER NOT NULL,
+                what_to_show TEXT NOT NULL, bar_size TEXT NOT NULL, use_rth INTEGER NOT NULL,
+                UNIQUE (con_id, what_to_show, bar_size, use_rth));
+            CREATE TABLE blocks (series_id INTEGER NOT NULL, first REAL NOT NULL,
+                last REAL NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL,
+                PRIMARY KEY (series_id, first)) WITHOUT ROWID;
+            CREATE TABLE coverage (series_id INTEGER NOT NULL, start REAL NOT NULL,
+                stop REAL NOT NULL, PRIMARY KEY (series_id, start)) WITHOUT ROWID;
+            CREATE TABLE heads (con_id INTEGER NOT NULL, what_to_show TEXT NOT NULL,
+                use_rth INTEGER NOT NULL, head REAL NOT NULL,
+                PRIMARY KEY (con_id, what_to_show, use_rth)) WITHOUT ROWID;
+            PRAGMA application_id = 1768055875;  -- "ibdC"
+            PRAGMA user_version = 2;
+            """
+        )
+        conn.execute("INSERT INTO series VALUES (1, ?, 'TRADES', '1 min', 0)", (KEY.con_id,))
+        conn.execute(
+            "INSERT INTO blocks VALUES (1, ?, ?, ?, ?)",
+            (bars.time[0], bars.time[-1], len(bars), data),
+        )
+        conn.execute("INSERT INTO coverage VALUES (1, 0.0, 600.0)")
+        conn.execute("INSERT INTO heads VALUES (?, 'TRADES', 0, 0.0)", (KEY.con_id,))
+        conn.commit()
+
+
+def _zero_the_end_of_a_block(path: Path, length: int) -> None:
+    """Overwrite the last ``length`` bytes of KEY's first block with zeros, as a page of a
+    large blob zeroed on disk would: the block keeps its size and SQLite's check passes."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        series_id, first, data = conn.execute(
+            "SELECT series_id, first, data FROM blocks ORDER BY series_id, first LIMIT 1"
+        ).fetchone()
+        conn.execute(
+            "UPDATE blocks SET data = ? WHERE series_id = ? AND first = ?",
+            (data[:-length] + bytes(length), series_id, first),
+        )
+        conn.commit()
+        assert conn.execute("PRAGMA quick_check").fetchone() == ("ok",)
+
+
+def test_schema_two_file_gets_checksums_and_keeps_its_bars(tmp_path: Path) -> None:
+    """A cache of schema version 2 (blocks without checksums) is upgraded in place, without
+    a warning: its bars and coverage stay, and damage to them is caught afterwards."""
+    path = tmp_path / "v2.sqlite"
+    bars = make_bars([60.0 * i for i in range(10)])
+    _schema_two_file(path, bars)
+    with BarCache(path) as cache:  # a CacheWarning would fail the test (filterwarnings)
+        assert cache.info().schema_version == 3
+        assert cache.load(KEY, 0.0, 600.0) == bars
+        assert cache.missing(KEY, 0.0, 600.0) == []
+        assert cache.head(KEY.con_id, "TRADES", use_rth=False) == 0.0
+    _zero_the_end_of_a_block(path, 16)
+    with pytest.warns(CacheWarning, match="fails its checksum"):
+        assert len(_open_and_load(path)) == 0
+
+
+def test_schema_two_file_with_a_short_block_is_moved_aside(tmp_path: Path) -> None:
+    """A version-2 file whose block is shorter than its row says is not upgraded: it is set
+    aside like any damaged file."""
+    path = tmp_path / "v2.sqlite"
+    _schema_two_file(path, make_bars([60.0 * i for i in range(10)]))
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE blocks SET data = substr(data, 1, 100)")
+        conn.commit()
+    with pytest.warns(CacheWarning, match="a block of 10 bars holds 100 bytes"):
+        cache = BarCache(path)
+    with cache:
+        assert cache.missing(KEY, 0.0, 600.0) == [(0.0, 600.0)]
+
+
+def _open_and_load(path: Path) -> CachedBars:
+    """Open the cache at ``path`` and load KEY's bars of ``[0, 600)``."""
+    with BarCache(path) as cache:
+        return cache.load(KEY, 0.0, 600.0)
+
+
+def test_zeroed_block_data_is_never_served(tmp_path: Path) -> None:
+    """Block data zeroed on disk (same size, SQLite's check passes) fails the block's
+    checksum when it is read: the file is set aside with a CacheWarning and the load is
+    empty, never the zeros."""
+    path = tmp_path / "c.sqlite"
+    with BarCache(path) as cache:
+        cache.store(KEY, 0.0, 600.0, make_bars([60.0 * i for i in range(10)]))
+    _zero_the_end_of_a_block(path, 8)  # the last bar's trade count becomes 0
+    with BarCache(path) as cache:  # the open reads no block: no warning yet
+        with pytest.warns(CacheWarning, match="a block of 10 bars at 0.0 fails its checksum"):
+            assert len(cache.load(KEY, 0.0, 600.0)) == 0
+        assert cache.missing(KEY, 0.0, 600.0) == [(0.0, 600.0)]
+    assert len(list(tmp_path.glob("c.sqlite.corrupt-*"))) == 1
+
+
+@pytest.mark.parametrize("column", ["first", "last", "n"])
+def test_a_changed_block_bound_is_caught(tmp_path: Path, column: str) -> None:
+    """A block whose bounds or bar count changed on disk fails its checksum (a changed
+    bound would otherwise misplace the block's bars in loads and stores)."""
+    path = tmp_path / "c.sqlite"
+    with BarCache(path) as cache:
+        cache.store(KEY, 0.0, 600.0, make_bars([60.0 * i for i in range(10)]))
+    new = {"first": "first + 1", "last": "last - 60", "n": "n"}[column]
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"UPDATE blocks SET {column} = {new}")
+        if column == "n":  # same size, other shape: 5 bars of twice the bytes is impossible,
+            conn.execute("UPDATE blocks SET n = 5, data = substr(data, 1, 320)")  # so cut it
+        conn.commit()
+    with pytest.warns(CacheWarning, match="fails its checksum"):
+        assert len(_open_and_load(path)) == 0
+
+
+FIVE_MINUTES = attrs.evolve(KEY, bar_size="5 mins")
+MIDPOINT = attrs.evolve(KEY, what_to_show="MIDPOINT")
+
+#: A change to a row that SQLite's check cannot see, and a read that meets the changed row,
+#: with what the read returns once the cache has been set aside and started empty.
+CHANGED_ROWS: dict[str, tuple[str, Callable[[BarCache], object], object]] = {
+    "an interval made longer": (
+        "UPDATE coverage SET stop = stop + 60",
+        lambda cache: cache.missing(KEY, 0.0, 660.0),
+        [(0.0, 660.0)],
+    ),
+    "an interval met by a store": (
+        "UPDATE coverage SET start = start - 60",
+        lambda cache: cache.store(KEY, 600.0, 660.0, make_bars([600.0])),
+        1,
+    ),
+    "a head timestamp moved a day later": (
+        "UPDATE heads SET head = head + 86400",
+        lambda cache: cache.head(KEY.con_id, "TRADES", False),
+        None,
+    ),
+    "a head timestamp moved to another series": (
+        "UPDATE heads SET what_to_show = 'MIDPOINT'",
+        lambda cache: cache.head(KEY.con_id, "MIDPOINT", False),
+        None,
+    ),
+    "a series relabelled with another bar size": (
+        "UPDATE series SET bar_size = '5 mins'",
+        lambda cache: len(cache.load(FIVE_MINUTES, 0.0, 600.0)),
+        0,
+    ),
+    "blocks and intervals moved to another series": (
+        "UPDATE blocks SET series_id = (SELECT id FROM series WHERE what_to_show = 'MIDPOINT');"
+        "UPDATE coverage SET series_id = (SELECT id FROM series WHERE what_to_show = 'MIDPOINT')",
+        lambda cache: cache.missing(MIDPOINT, 0.0, 600.0),
+        [(0.0, 600.0)],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CHANGED_ROWS))
+def test_a_changed_row_is_caught_when_read(tmp_path: Path, case: str) -> None:
+    """A covered interval, head timestamp or series changed on disk in a way SQLite's
+    check cannot see (it would claim bars never fetched, skip bars IB has, or serve one
+    series' bars as another's) fails a checksum when read: a CacheWarning, and the answer
+    of an empty cache."""
+    change, read, empty_answer = CHANGED_ROWS[case]
+    path = tmp_path / "c.sqlite"
+    with BarCache(path) as cache:
+        cache.store(KEY, 0.0, 600.0, make_bars([60.0 * i for i in range(10)]))
+        cache.store(MIDPOINT, 1000.0, 1060.0, CachedBars.empty())  # a series with no bars
+        cache.set_head(KEY.con_id, "TRADES", False, 0.0)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.executescript(change)
+        assert conn.execute("PRAGMA quick_check").fetchone() == ("ok",)
+    with BarCache(path) as cache:
+        with pytest.warns(CacheWarning, match="fails its checksum"):
+            answer = read(cache)
+        assert answer == empty_answer
+
+
+def test_zeroed_block_data_found_while_in_use_is_set_aside(tmp_path: Path) -> None:
+    """Block data zeroed while the cache is open is caught at the next load or store that
+    reads the block: a CacheWarning and an empty answer, never the zeros."""
+    path = tmp_path / "c.sqlite"
+    bars = make_bars([60.0 * i for i in range(10)])
+    with BarCache(path) as cache:
+        cache.store(KEY, 0.0, 600.0, bars)
+        assert cache.load(KEY, 0.0, 600.0) == bars
+        _zero_the_end_of_a_block(path, 64)
+        with pytest.warns(CacheWarning, match="fails its checksum"):
+            assert len(cache.load(KEY, 0.0, 600.0)) == 0
+        cache.store(KEY, 0.0, 600.0, bars)
+        _zero_the_end_of_a_block(path, 64)
+        with pytest.warns(CacheWarning, match="fails its checksum"):
+            cache.store(KEY, 120.0, 180.0, make_bars([120.0]))  # splits the damaged block
+        assert cache.missing(KEY, 0.0, 600.0) == [(0.0, 120.0), (180.0, 600.0)]
+        assert cache.load(KEY, 0.0, 600.0) == make_bars([120.0])
 
 
 def test_store_inside_a_block_keeps_its_edges(tmp_path: Path) -> None:

@@ -49,6 +49,9 @@ Safety:
 * Each :meth:`BarCache.store` is one transaction: its bars and its covered interval appear
   together or not at all, so a download interrupted by an exception, Ctrl-C or even a
   killed process keeps every chunk stored before it, and never a partial chunk.
+* Every block of bars is stored with a checksum (CRC-32) and checked whenever it is read:
+  SQLite keeps no checksums of its own, so without them a page of bars zeroed by a failing
+  disk would read back as bars with zero prices or counts.
 * A file that is not a readable ibdata cache (damaged, another program's database, or
   written by a newer ibdata) is never an error: it is renamed to
   ``<name>.corrupt-<UTC timestamp>`` and kept for inspection, a :class:`CacheWarning` says
@@ -72,10 +75,12 @@ import math
 import operator
 import os
 import sqlite3
+import struct
 import sys
 import threading
 import time as _time
 import warnings
+import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -97,6 +102,12 @@ _APPLICATION_ID: Final = 0x69626443
 
 _TABLES: Final = frozenset({"series", "blocks", "coverage", "heads"})
 
+# Every row of blocks, coverage and heads ends with ``crc``, the CRC-32 of its other fields
+# (_crc), with the series key (con_id, what_to_show, bar_size, use_rth) in place of
+# series_id, so a changed series row or series_id fails the check too. SQLite checks the
+# structure of its file but keeps no checksums of what it stores: a page of a large blob
+# zeroed on disk, or a value changed inside a well-formed page, passes its check and would
+# read back as bars, intervals or head timestamps never written.
 _SCHEMA: Final = (
     """CREATE TABLE series (
         id INTEGER PRIMARY KEY,
@@ -115,12 +126,14 @@ _SCHEMA: Final = (
         last REAL NOT NULL,
         n INTEGER NOT NULL,
         data BLOB NOT NULL,
+        crc INTEGER NOT NULL,
         PRIMARY KEY (series_id, first)
     ) WITHOUT ROWID""",
     """CREATE TABLE coverage (
         series_id INTEGER NOT NULL,
         start REAL NOT NULL,
         stop REAL NOT NULL,
+        crc INTEGER NOT NULL,
         PRIMARY KEY (series_id, start)
     ) WITHOUT ROWID""",
     """CREATE TABLE heads (
@@ -128,22 +141,32 @@ _SCHEMA: Final = (
         what_to_show TEXT NOT NULL,
         use_rth INTEGER NOT NULL,
         head REAL NOT NULL,
+        crc INTEGER NOT NULL,
         PRIMARY KEY (con_id, what_to_show, use_rth)
     ) WITHOUT ROWID""",
 )
 
+#: How each checked table's rows are read: the fields under the checksum (those of blocks
+#: and coverage follow their series key), then ``crc``; text and blobs as bytes, whatever a
+#: damaged file holds there.
+_FIELDS: Final = {
+    "blocks": ("first", "last", "n", "COALESCE(CAST(data AS BLOB), x'')", "crc"),
+    "coverage": ("start", "stop", "crc"),
+    "heads": ("con_id", "CAST(what_to_show AS BLOB)", "use_rth", "head", "crc"),
+}
+_ROW: Final = {table: ", ".join(fields) for table, fields in _FIELDS.items()}
+_SERIES_KEY: Final = "s.con_id, CAST(s.what_to_show AS BLOB), CAST(s.bar_size AS BLOB), s.use_rth"
 _SERIES_ID: Final = (
     "(SELECT id FROM series WHERE con_id = ? AND what_to_show = ? AND bar_size = ? AND use_rth = ?)"
 )
 _BLOCKS: Final = (
-    "SELECT first, last, n, data FROM blocks "
+    f"SELECT {_ROW['blocks']} FROM blocks "
     f"WHERE series_id = {_SERIES_ID} AND first < ? AND last >= ? ORDER BY first"
 )
 _COVERED: Final = (
-    f"SELECT start, stop FROM coverage WHERE series_id = {_SERIES_ID} "
+    f"SELECT {_ROW['coverage']} FROM coverage WHERE series_id = {_SERIES_ID} "
     "AND start < ? AND stop > ? ORDER BY start"
 )
-_INSERT_BLOCK: Final = "INSERT INTO blocks VALUES (?, ?, ?, ?, ?)"
 _COLUMNS: Final = ("time", "open", "high", "low", "close", "volume", "wap", "count")
 
 
@@ -156,15 +179,84 @@ def _pack(columns: list[array[Any]]) -> bytes:
     return b"".join(c.tobytes() for c in columns)
 
 
-class _DamagedBlock(sqlite3.DatabaseError):
-    """A block whose data does not hold what its row says: the file was damaged in a way
-    SQLite's integrity check cannot see."""
+def _crc(*fields: object) -> int:
+    """The checksum of a row's fields: CRC-32 of each as 8 bytes (int, float) or its bytes
+    (bytes, str as UTF-8); -1 for a field no row of ours holds, which a damaged file may."""
+    crc = 0
+    for field in fields:
+        if isinstance(field, float):
+            raw = struct.pack("<d", field)
+        elif isinstance(field, int) and -(2**63) <= field < 2**63:
+            raw = struct.pack("<q", field)
+        elif isinstance(field, bytes):
+            raw = field
+        elif isinstance(field, str):
+            raw = field.encode()
+        else:
+            return -1
+        crc = zlib.crc32(raw, crc)
+    return crc
 
 
-def _unpack(data: bytes, n: int) -> list[array[Any]]:
-    """The eight columns of a blob written by :func:`_pack`."""
-    if len(data) != 64 * n:
-        raise _DamagedBlock(f"a block of {n} bars holds {len(data)} bytes")
+def _with_crc(series: tuple[Any, ...], *fields: object) -> tuple[object, ...]:
+    """The fields of a row to insert and their checksum under the series key ``series``
+    (empty for heads). REAL fields must be given as floats, as SQLite reads them back."""
+    return (*fields, _crc(*series, *fields))
+
+
+def _insert_block(
+    conn: sqlite3.Connection, series: tuple[Any, ...], series_id: int, columns: list[array[Any]]
+) -> None:
+    """Store a run of bars (eight equal, non-empty columns) as one block."""
+    first, last, n, data = columns[0][0], columns[0][-1], len(columns[0]), _pack(columns)
+    row = (series_id, *_with_crc(series, first, last, n, data))
+    conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)", row)
+
+
+class _DamagedRow(sqlite3.DatabaseError):
+    """A row that does not hold what was written: the file was damaged in a way SQLite's
+    integrity check cannot see."""
+
+
+def _damage(table: str, series: tuple[Any, ...], row: tuple[Any, ...]) -> str:
+    """What is wrong with a row of ``table`` (read as :data:`_ROW` says) of the series
+    ``series`` (its key's four values; empty for heads), or ''."""
+    if table == "blocks":
+        n, data = row[2], row[3]
+        if not isinstance(n, int) or len(data) != 64 * n:
+            return f"a block of {n!r} bars holds {len(data)} bytes"
+    if _crc(*series, *row[:-1]) == row[-1]:
+        return ""
+    if table == "blocks":
+        return f"a block of {row[2]} bars at {row[0]!r} fails its checksum"
+    name = "a covered interval" if table == "coverage" else "a head timestamp"
+    return f"{name} fails its checksum"
+
+
+def _checked(table: str, series: tuple[Any, ...], row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` if it holds what was written (see :func:`_damage`); raises _DamagedRow if
+    not."""
+    problem = _damage(table, series, row)
+    if problem:
+        raise _DamagedRow(problem)
+    return row
+
+
+def _scan(table: str, *extra: str) -> str:
+    """A query for every row of ``table`` with its series key first (blocks, coverage), as
+    :data:`_ROW` reads it, then the ``extra`` columns as stored."""
+    fields = ", ".join((_ROW[table], *extra))
+    if table == "heads":
+        return f"SELECT {fields} FROM heads"
+    return (
+        f"SELECT {_SERIES_KEY}, {fields} FROM {table} JOIN series AS s ON s.id = {table}.series_id"
+    )
+
+
+def _unpack(series: tuple[Any, ...], row: tuple[Any, ...]) -> list[array[Any]]:
+    """The eight columns of a block's row (as :data:`_ROW` reads it) of the series
+    ``series``, checked."""
+    data, n = _checked("blocks", series, row)[3], row[2]
     out: list[array[Any]] = []
     for i, name in enumerate(_COLUMNS):
         column = array("q" if name == "count" else "d")
@@ -402,7 +494,7 @@ def _is_busy(exc: sqlite3.Error) -> bool:
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:
-    if isinstance(exc, _DamagedBlock):
+    if isinstance(exc, _DamagedRow):
         return True
     code = _code(exc)
     if code is not None:
@@ -471,11 +563,20 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-_State = Literal["ok", "empty", "bad"]
+_State = Literal["ok", "old", "empty", "bad"]
+
+#: The schema version before blocks had checksums; such a file is upgraded when opened.
+_UNCHECKED_VERSION: Final = 2
 
 
-def _inspect(conn: sqlite3.Connection, *, full: bool) -> tuple[_State, str]:
-    """Whether the open file is a usable cache, an empty file, or something else (and why)."""
+def _inspect(
+    conn: sqlite3.Connection, *, full: bool, checksums: bool = False
+) -> tuple[_State, str]:
+    """Whether the open file is a usable cache, an empty file, or something else (and why).
+
+    ``full`` adds SQLite's check and the size of every block (cheap: no block is read);
+    ``checksums`` reads every block to check it, which loads do for the blocks they read.
+    """
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
@@ -489,7 +590,7 @@ def _inspect(conn: sqlite3.Connection, *, full: bool) -> tuple[_State, str]:
             f"has schema version {version}, written by a newer ibdata "
             f"(this one reads version {BarCache.SCHEMA_VERSION})"
         )
-    if version != BarCache.SCHEMA_VERSION:
+    if version not in (_UNCHECKED_VERSION, BarCache.SCHEMA_VERSION):
         return "bad", f"has the unsupported schema version {version}"
     if not names >= _TABLES:
         return "bad", f"lacks the tables {', '.join(sorted(_TABLES - names))}"
@@ -497,13 +598,20 @@ def _inspect(conn: sqlite3.Connection, *, full: bool) -> tuple[_State, str]:
         rows = conn.execute("PRAGMA quick_check").fetchall()
         if rows != [("ok",)]:
             return "bad", f"failed SQLite's integrity check ({rows[0][0]})"
-        # damage SQLite cannot see: a block whose data is not the size its row says
+        # damage SQLite cannot see: a block whose row is not what was written
         block = conn.execute(
             "SELECT n, length(data) FROM blocks WHERE length(data) != 64 * n LIMIT 1"
         ).fetchone()
         if block is not None:
             return "bad", f"is damaged (a block of {block[0]} bars holds {block[1]} bytes)"
-    return "ok", ""
+        if checksums and version != _UNCHECKED_VERSION:
+            for table in _ROW:
+                keyed = 0 if table == "heads" else 4  # the series key's fields
+                for row in conn.execute(_scan(table)):
+                    problem = _damage(table, row[:keyed], row[keyed:])
+                    if problem:
+                        return "bad", f"is damaged ({problem})"
+    return "old" if version == _UNCHECKED_VERSION else "ok", ""
 
 
 # --------------------------------------------------------------------------- the cache
@@ -511,11 +619,14 @@ class BarCache:
     """Final bars and the intervals they cover, in one SQLite file shared by all users.
 
     Opening creates the file (and its parent directories) when it does not exist, switches
-    it to WAL mode and checks it (SQLite's ``quick_check``, which reads the whole file, and
-    the size of every stored block). A file that is damaged, belongs to another program or
+    it to WAL mode and checks it (SQLite's ``quick_check`` and the size of every stored
+    block). Every stored block of bars carries a checksum, checked each time the block is
+    read, so damage SQLite cannot see (a page of bars zeroed on disk) is found before any
+    bar of the block is returned. A file that is damaged, belongs to another program or
     has a newer schema version is renamed to ``<name>.corrupt-<UTC timestamp>``, a
     :class:`CacheWarning` is issued, and a new, empty cache is created in its place; the
-    same happens if the file is found damaged later, while it is in use. A lock file
+    same happens if the file is found damaged later, while it is in use. A file of the
+    schema version before checksums (2) gets them when opened, keeping its bars. A lock file
     ``<name>.lock`` is created next to it when that happens, so that processes rebuild it
     one at a time.
 
@@ -544,7 +655,7 @@ class BarCache:
     """
 
     #: The version of the file layout this ibdata reads and writes.
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
 
     def __init__(
         self, path: str | os.PathLike[str], *, timeout: float | dt.timedelta = 30.0
@@ -589,7 +700,7 @@ class BarCache:
             if str(mode).lower() != "wal":
                 logger.warning("cache %s: SQLite kept journal mode %r, not WAL", self._path, mode)
             conn.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL
-            if state == "empty":
+            if state != "ok":
                 return self._create(conn)
         except sqlite3.DatabaseError as exc:
             if _is_corrupt(exc):
@@ -598,6 +709,8 @@ class BarCache:
         return None
 
     def _create(self, conn: sqlite3.Connection) -> str | None:
+        """Create the schema in an empty file, or upgrade a file of the schema version
+        before checksums; the problem, if another process made the file unusable."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             state, problem = _inspect(conn, full=False)  # another process may have won
@@ -605,8 +718,11 @@ class BarCache:
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version = {self.SCHEMA_VERSION}")
                 logger.info("created the bar cache %s", self._path)
+            elif state == "old":
+                self._add_checksums(conn)
+            if state in ("empty", "old"):
+                conn.execute(f"PRAGMA user_version = {self.SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -614,12 +730,30 @@ class BarCache:
             raise
         return problem if state == "bad" else None
 
+    def _add_checksums(self, conn: sqlite3.Connection) -> None:
+        """Upgrade a file of the schema version before checksums, in its transaction."""
+        primary = {
+            "blocks": ("series_id", "first"),
+            "coverage": ("series_id", "start"),
+            "heads": ("con_id", "what_to_show", "use_rth"),
+        }
+        for table in _ROW:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER NOT NULL DEFAULT 0")
+            key = primary[table]
+            # the checked fields (series key included), crc, then the primary key as stored
+            n = len(_FIELDS[table]) - 1 + (0 if table == "heads" else 4)
+            query = _scan(table, *(f"{table}.{column}" for column in key))
+            sums = [(_crc(*row[:n]), *row[n + 1 :]) for row in conn.execute(query)]
+            where = " AND ".join(f"{column} = ?" for column in key)
+            conn.executemany(f"UPDATE {table} SET crc = ? WHERE {where}", sums)
+        logger.info("added checksums to the bar cache %s", self._path)
+
     def _set_aside(self, *, stacklevel: int) -> None:
         """Move a broken file (and its journals) aside and warn, unless someone fixed it."""
         with _exclusive(self._path.with_name(self._path.name + ".lock")):
             conn = self._connect()
             try:
-                _state, problem = self._retry(lambda: _inspect(conn, full=True))
+                _state, problem = self._retry(lambda: _inspect(conn, full=True, checksums=True))
             except sqlite3.DatabaseError as exc:
                 if not _is_corrupt(exc):
                     raise
@@ -735,11 +869,15 @@ class BarCache:
         lo, hi = _interval(start, end)
         if lo == hi:
             return []
-        rows = self._run(
-            lambda conn: conn.execute(_COVERED, (*_key_params(key), hi, lo)).fetchall(),
-            write=False,
-        )
-        return [(max(a, lo), min(b, hi)) for a, b in rows]
+
+        def work(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            # checked here, so that a damaged row is handled like any damage to the file
+            series = _key_params(key)
+            rows = conn.execute(_COVERED, (*series, hi, lo)).fetchall()
+            return [_checked("coverage", series, row) for row in rows]
+
+        rows = self._run(work, write=False)
+        return [(max(row[0], lo), min(row[1], hi)) for row in rows]
 
     def missing(self, key: SeriesKey, start: float, end: float) -> list[tuple[float, float]]:
         """The parts of ``[start, end)`` not covered by the cache: what is left to fetch.
@@ -814,50 +952,52 @@ class BarCache:
             )
 
         def work(conn: sqlite3.Connection) -> int:
-            params = _key_params(key)
+            series = _key_params(key)
             conn.execute(
                 "INSERT OR IGNORE INTO series (con_id, what_to_show, bar_size, use_rth) "
                 "VALUES (?, ?, ?, ?)",
-                params,
+                series,
             )
-            series_id = conn.execute(f"SELECT {_SERIES_ID}", params).fetchone()[0]
+            series_id = conn.execute(f"SELECT {_SERIES_ID}", series).fetchone()[0]
             # Blocks reaching into [lo, hi) give up their bars there: what is kept of them
             # (before lo, from hi on) is written back as up to two blocks.
             overlapping = conn.execute(
-                "SELECT first, n, data FROM blocks WHERE series_id = ? AND first < ? AND last >= ?",
+                f"SELECT {_ROW['blocks']} FROM blocks "
+                "WHERE series_id = ? AND first < ? AND last >= ?",
                 (series_id, hi, lo),
             ).fetchall()
-            for block_first, n, data in overlapping:
-                old = _unpack(data, n)
+            for row in overlapping:
+                old = _unpack(series, row)
+                n = len(old[0])
                 cut_lo = bisect.bisect_left(old[0], lo)
                 cut_hi = bisect.bisect_left(old[0], hi)
                 conn.execute(
-                    "DELETE FROM blocks WHERE series_id = ? AND first = ?",
-                    (series_id, block_first),
+                    "DELETE FROM blocks WHERE series_id = ? AND first = ?", (series_id, row[0])
                 )
                 for a, b in ((0, cut_lo), (cut_hi, n)):
                     if b > a:
-                        part = [c[a:b] for c in old]
-                        conn.execute(
-                            _INSERT_BLOCK, (series_id, part[0][0], part[0][-1], b - a, _pack(part))
-                        )
+                        _insert_block(conn, series, series_id, [c[a:b] for c in old])
             if last > first:
-                conn.execute(
-                    _INSERT_BLOCK,
-                    (series_id, columns[0][0], columns[0][-1], last - first, _pack(columns)),
-                )
+                _insert_block(conn, series, series_id, columns)
             touching = (series_id, hi, lo)
-            rows = conn.execute(
-                "SELECT start, stop FROM coverage WHERE series_id = ? AND start <= ? AND stop >= ?",
-                touching,
-            ).fetchall()
+            rows = [
+                _checked("coverage", series, row)
+                for row in conn.execute(
+                    f"SELECT {_ROW['coverage']} FROM coverage "
+                    "WHERE series_id = ? AND start <= ? AND stop >= ?",
+                    touching,
+                )
+            ]
             new_start = min([lo, *(row[0] for row in rows)])
             new_stop = max([hi, *(row[1] for row in rows)])
             conn.execute(
                 "DELETE FROM coverage WHERE series_id = ? AND start <= ? AND stop >= ?",
                 touching,
             )
-            conn.execute("INSERT INTO coverage VALUES (?, ?, ?)", (series_id, new_start, new_stop))
+            conn.execute(
+                "INSERT INTO coverage VALUES (?, ?, ?, ?)",
+                (series_id, *_with_crc(series, float(new_start), float(new_stop))),
+            )
             return last - first
 
         return self._run(work, write=True)
@@ -889,8 +1029,9 @@ class BarCache:
 
         def work(conn: sqlite3.Connection) -> list[tuple[int, list[array[Any]]]]:
             # unpacked here, so that a damaged block is handled like any damage to the file
-            rows = conn.execute(_BLOCKS, (*_key_params(key), hi, lo)).fetchall()
-            return [(n, _unpack(data, n)) for _first, _last, n, data in rows]
+            series = _key_params(key)
+            rows = conn.execute(_BLOCKS, (*series, hi, lo)).fetchall()
+            return [(row[2], _unpack(series, row)) for row in rows]
 
         blocks = self._run(work, write=False)
         if not blocks:
@@ -925,14 +1066,17 @@ class BarCache:
             TimeoutError: The file stayed locked for ``timeout`` seconds.
         """
         params = self._head_params(con_id, what_to_show, use_rth)
-        row = self._run(
-            lambda conn: conn.execute(
-                "SELECT head FROM heads WHERE con_id = ? AND what_to_show = ? AND use_rth = ?",
+
+        def work(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            row = conn.execute(
+                f"SELECT {_ROW['heads']} FROM heads "
+                "WHERE con_id = ? AND what_to_show = ? AND use_rth = ?",
                 params,
-            ).fetchone(),
-            write=False,
-        )
-        return None if row is None else float(row[0])
+            ).fetchone()
+            return None if row is None else _checked("heads", (), row)
+
+        row = self._run(work, write=False)
+        return None if row is None else float(row[3])
 
     def set_head(
         self, con_id: int, what_to_show: WhatToShow | str, use_rth: bool, head: float
@@ -954,7 +1098,9 @@ class BarCache:
         """
         params = (*self._head_params(con_id, what_to_show, use_rth), _seconds(head, "head"))
         self._run(
-            lambda conn: conn.execute("INSERT OR REPLACE INTO heads VALUES (?, ?, ?, ?)", params),
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO heads VALUES (?, ?, ?, ?, ?)", _with_crc((), *params)
+            ),
             write=True,
         )
 

@@ -339,11 +339,11 @@ def _truncate(size: Callable[[int], int]) -> Callable[[Path], None]:
     return damage
 
 
-def _overwrite(offset: int, length: int) -> Callable[[Path], None]:
+def _overwrite(offset: int, length: int, *, zeros: bool = False) -> Callable[[Path], None]:
     def damage(path: Path) -> None:
         with path.open("r+b") as handle:
             handle.seek(offset)
-            handle.write(random.Random(offset).randbytes(length))
+            handle.write(bytes(length) if zeros else random.Random(offset).randbytes(length))
 
     return damage
 
@@ -394,9 +394,13 @@ def test_file_emptied_to_zero_bytes_is_a_new_cache(tmp_path: Path) -> None:
         assert cache.info().bars == 0
 
 
-def test_every_page_overwritten_with_garbage_is_caught(tmp_path: Path, figures: Figures) -> None:
-    """Garbage written over any one page of the file, page by page: the open either warns
-    and starts an empty cache, or (a page holding nothing) serves every bar unchanged."""
+@pytest.mark.parametrize("fill", ["garbage", "zeros"])
+def test_every_page_overwritten_is_caught(tmp_path: Path, figures: Figures, fill: str) -> None:
+    """Garbage or zeros written over any one page of the file, page by page: the cache
+    either warns and starts empty (having served only series it read intact before), or
+    (a page holding nothing) serves every bar and every covered interval unchanged. Zeros
+    over a page of a block's data pass SQLite's own check: the block's checksum catches
+    them when the block is read."""
     source = tmp_path / "source.sqlite"
     bars = populated(source)
     pages = source.stat().st_size // 4096
@@ -405,25 +409,26 @@ def test_every_page_overwritten_with_garbage_is_caught(tmp_path: Path, figures: 
         path = tmp_path / f"p{page}" / "cache.sqlite"
         path.parent.mkdir()
         shutil.copy(source, path)
-        _overwrite(page * 4096, 4096)(path)
+        _overwrite(page * 4096, 4096, zeros=fill == "zeros")(path)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with BarCache(path) as cache:
-                loads = [
-                    cache.load(SeriesKey(c, "TRADES", "1 secs", False), 0, 30_000)
-                    for c in (1, 2, 3)
-                ]
-        if caught:
+                keys = [SeriesKey(c, "TRADES", "1 secs", False) for c in (1, 2, 3)]
+                loads = [cache.load(key, 0, 30_000) for key in keys]
+                gaps = [cache.missing(key, 0, 30_000) for key in keys]
+        if caught:  # at the open, or at the load that read the damage
             assert [w.category for w in caught] == [CacheWarning]
-            assert all(len(b) == 0 for b in loads)
+            assert all(b == bars or len(b) == 0 for b in loads), f"page {page}: wrong bars"
+            assert gaps == [[(0.0, 30_000.0)]] * 3  # an empty cache took its place
             outcomes["warned"] += 1
         else:
             assert all(b == bars for b in loads), f"page {page}: wrong bars served"
+            assert gaps == [[], [], []], f"page {page}: coverage changed"
             outcomes["unchanged"] += 1
         shutil.rmtree(path.parent)
     assert outcomes["warned"] > pages // 2
     figures.record(
-        "pages overwritten one at a time (warned / harmless)",
+        f"pages overwritten with {fill} one at a time (warned / harmless)",
         f"{pages} ({outcomes['warned']} / {outcomes['unchanged']})",
     )
 
