@@ -49,9 +49,10 @@ Safety:
 * Each :meth:`BarCache.store` is one transaction: its bars and its covered interval appear
   together or not at all, so a download interrupted by an exception, Ctrl-C or even a
   killed process keeps every chunk stored before it, and never a partial chunk.
-* Every block of bars is stored with a checksum (CRC-32) and checked whenever it is read:
-  SQLite keeps no checksums of its own, so without them a page of bars zeroed by a failing
-  disk would read back as bars with zero prices or counts.
+* Every row (a block of bars, a covered interval, a head timestamp) is stored with a
+  checksum (CRC-32) of its contents and its series, checked whenever it is read: SQLite
+  keeps no checksums of its own, so without them a page of bars zeroed by a failing disk
+  would read back as bars with zero prices or counts.
 * A file that is not a readable ibdata cache (damaged, another program's database, or
   written by a newer ibdata) is never an error: it is renamed to
   ``<name>.corrupt-<UTC timestamp>`` and kept for inspection, a :class:`CacheWarning` says
@@ -620,9 +621,9 @@ class BarCache:
 
     Opening creates the file (and its parent directories) when it does not exist, switches
     it to WAL mode and checks it (SQLite's ``quick_check`` and the size of every stored
-    block). Every stored block of bars carries a checksum, checked each time the block is
-    read, so damage SQLite cannot see (a page of bars zeroed on disk) is found before any
-    bar of the block is returned. A file that is damaged, belongs to another program or
+    block). Every stored row (bars, covered intervals, head timestamps) carries a checksum,
+    checked each time it is read, so damage SQLite cannot see (a page of bars zeroed on
+    disk) is found before anything of the row is returned. A file that is damaged, belongs to another program or
     has a newer schema version is renamed to ``<name>.corrupt-<UTC timestamp>``, a
     :class:`CacheWarning` is issued, and a new, empty cache is created in its place; the
     same happens if the file is found damaged later, while it is in use. A file of the
