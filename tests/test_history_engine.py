@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from ibdata import (
     PacingViolationError,
     tqdm_progress,
 )
-from ibdata.cache import BarCache, CacheWarning
+from ibdata.cache import BarCache, CacheWarning, SeriesKey
 from ibdata.sim import ContractQuery, Simulator, SystemClock
 from ibdata.sim import _bars as simbars
 from tests.conftest import CLOCK_AT
@@ -290,6 +291,80 @@ def test_corrupt_cache_file_is_rebuilt(paced_sim: Simulator, tmp_path: Path) -> 
     finally:
         cache.close()
     assert any(p.name.startswith("broken.sqlite.corrupt-") for p in tmp_path.iterdir())
+
+
+def test_a_locked_cache_costs_no_download(
+    paced_sim: Simulator, make_client: Any, tmp_path: Path
+) -> None:
+    """A cache another program keeps locked for writing past the cache's timeout is worked
+    around: each failed store raises a CacheWarning, the range comes from IB, exact, and
+    the next call with the cache free stores it."""
+    with BarCache(tmp_path / "shared.sqlite", timeout=0.2) as cache:
+        client = make_client(cache=cache)
+        start = dt.datetime(2025, 3, 10, 14, 0, tzinfo=UTC)
+        end = dt.datetime(2025, 3, 11, 16, 0, tzinfo=UTC)
+        expected = _expected(paced_sim, "AAPL", "5 mins", start, end, **STOCK)
+        other = sqlite3.connect(cache.path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # holds the write lock
+            with pytest.warns(CacheWarning) as caught:
+                bars = client.get_historical_bars("AAPL", start=start, end=end, bar_size="5 mins")
+        finally:
+            other.close()
+        assert _got(bars) == expected
+        messages = [str(w.message) for w in caught]
+        assert all(w.category is CacheWarning for w in caught)
+        assert any("could not store a chunk (TimeoutError" in m for m in messages), messages
+        assert any("could not store a head timestamp" in m for m in messages), messages
+        assert all("going on without it" in m for m in messages)
+        assert cache.info().bars == 0  # nothing could be stored
+        before = _requests(paced_sim)
+        again = client.get_historical_bars("AAPL", start=start, end=end, bar_size="5 mins")
+        assert _got(again) == expected
+        assert _requests(paced_sim) > before  # fetched again, and stored this time
+        assert cache.missing(bars_key(client, "AAPL"), start.timestamp(), end.timestamp()) == []
+
+
+class _UnreadableCache(BarCache):
+    """A cache whose reads fail as on a disk returning I/O errors, which cannot be caused
+    on demand here (a lock cannot keep readers out of a WAL file): the only stand-in in
+    these tests, for ibdata's own class, never for ibapi, the socket or the clock."""
+
+    def covered(self, key: SeriesKey, start: float, end: float) -> list[tuple[float, float]]:
+        """Fail as SQLite does on an I/O error."""
+        raise sqlite3.OperationalError("disk I/O error")
+
+    def head(self, con_id: int, what_to_show: Any, use_rth: bool) -> float | None:
+        """Fail as SQLite does on an I/O error."""
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+def test_an_unreadable_cache_costs_no_download(
+    paced_sim: Simulator, make_client: Any, tmp_path: Path
+) -> None:
+    """A cache whose reads fail is worked around: CacheWarnings say so, and the whole range
+    comes from IB, exact, even the part the cache holds (it cannot be trusted)."""
+    start = dt.datetime(2025, 3, 10, 14, 0, tzinfo=UTC)
+    end = dt.datetime(2025, 3, 11, 16, 0, tzinfo=UTC)
+    make_client().get_historical_bars("AAPL", start=start, end=end, bar_size="5 mins")
+    with _UnreadableCache(tmp_path / "bars.sqlite") as cache:
+        client = make_client(cache=cache)
+        before = _requests(paced_sim)
+        with pytest.warns(CacheWarning) as caught:
+            bars = client.get_historical_bars("AAPL", start=start, end=end, bar_size="5 mins")
+    assert _got(bars) == _expected(paced_sim, "AAPL", "5 mins", start, end, **STOCK)
+    assert _requests(paced_sim) > before  # the cached range was fetched again
+    messages = sorted(str(w.message).split(" could not ")[1] for w in caught)
+    assert messages == [
+        "be read (OperationalError: disk I/O error); going on without it",
+        "read a head timestamp (OperationalError: disk I/O error); going on without it",
+    ]
+
+
+def bars_key(client: Client, symbol: str) -> SeriesKey:
+    """The cache key of a stock's 5-minute trade bars, all hours."""
+    (details,) = client.get_contract_details(symbol)
+    return SeriesKey(details.contract.con_id, "TRADES", "5 mins", False)
 
 
 def test_tqdm_progress_shows_chunks_and_bars(paced_sim: Simulator, make_client: Any) -> None:

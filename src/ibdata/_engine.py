@@ -15,6 +15,11 @@ Rules worth knowing:
 * Daily and longer bars are placed in the range by their session date at 00:00 UTC.
 * Identical concurrent downloads share each IB request: the second caller waits for the
   first one's chunk instead of asking again.
+* The cache saves requests; it never costs a download. When it cannot be read or written
+  (SQLite fails: a full disk, an I/O error; or another connection holds it locked past
+  its timeout), a :class:`~ibdata.cache.CacheWarning` says so and the call goes on as if
+  there were no cache: what it could not read is fetched from IB, what it could not
+  store is returned all the same.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import itertools
 import logging
 import math
 import operator
+import sqlite3
 import threading
+import warnings
 from array import array
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -33,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ibdata import _convert, _planner
-from ibdata.cache import BarCache, CachedBars, SeriesKey
+from ibdata.cache import BarCache, CachedBars, CacheWarning, SeriesKey
 from ibdata.exceptions import NoDataError
 from ibdata.models import Bars, BarSize, ContractDetails, ContractSpec, SecType, WhatToShow
 
@@ -51,6 +58,10 @@ DAILY_FINAL_AFTER = dt.timedelta(days=2)
 
 #: The signature of a progress callback: ``(chunks_done, chunks_total, bars_so_far)``.
 Progress = Callable[[int, int, int], None]
+
+#: What a cache that cannot be used raises: SQLite's errors, and OSError, TimeoutError
+#: among them (locked past its timeout; a damaged file that cannot be moved aside).
+_CACHE_FAILURES = (sqlite3.Error, OSError)
 
 
 def _ordinal_to_epoch(ordinal: float) -> float:
@@ -139,17 +150,33 @@ class HistoryEngine:
             with self._lock:
                 self._calls.pop(ident, None)
 
+    def _unusable(self, doing: str, exc: Exception) -> None:
+        """Say that the cache failed at ``doing``; the caller goes on without it."""
+        assert self.cache is not None
+        message = (
+            f"ibdata cache {self.cache.path} could not {doing} ({type(exc).__name__}: {exc}); "
+            "going on without it"
+        )
+        log.info("%s", message)  # the warning is what the user sees
+        warnings.warn(CacheWarning(message), stacklevel=3)
+
     def head(self, job: Job) -> float:
         """The first data point IB has (epoch seconds), asked once and remembered."""
         key = (job.details.contract.con_id, job.show.value, job.rth)
         with self._lock:
             known = self._heads.get(key)
         if known is None and self.cache is not None:
-            known = self.cache.head(*key)
+            try:
+                known = self.cache.head(*key)
+            except _CACHE_FAILURES as exc:
+                self._unusable("read a head timestamp", exc)
         if known is None:
             known = self._client._request_head(job).timestamp()
             if self.cache is not None:
-                self.cache.set_head(*key, known)
+                try:
+                    self.cache.set_head(*key, known)
+                except _CACHE_FAILURES as exc:
+                    self._unusable("store a head timestamp", exc)
         with self._lock:
             self._heads[key] = known
         return known
@@ -176,7 +203,14 @@ class HistoryEngine:
         if lo >= hi:
             return self._bars(job, [], start, end)
         final = self._final_boundary(job.size, now)
-        gaps = self.cache.missing(job.key, lo, hi) if self.cache is not None else [(lo, hi)]
+        gaps, cached = [(lo, hi)], CachedBars.empty()
+        if self.cache is not None:
+            try:
+                gaps = self.cache.missing(job.key, lo, hi)
+                cached = self.cache.load(job.key, lo, hi)
+            except _CACHE_FAILURES as exc:
+                self._unusable("be read", exc)
+                gaps, cached = [(lo, hi)], CachedBars.empty()  # fetch all of it
         chunks = _planner.plan_gaps(
             [(_utc(a), _utc(b)) for a, b in gaps],
             job.size,
@@ -184,9 +218,7 @@ class HistoryEngine:
             # IB counts weeks in the instrument's zone: 167 or 169 hours across DST changes
             time_zone=job.details.time_zone_id or None,
         )
-        pieces: list[CachedBars] = []
-        if self.cache is not None:
-            pieces.append(self.cache.load(job.key, lo, hi))
+        pieces = [cached]
         if max_requests is not None and len(chunks) > max_requests:
             raise ValueError(
                 f"max_requests: the range needs {len(chunks)} requests to IB, more than "
@@ -242,10 +274,12 @@ class HistoryEngine:
         except NoDataError:  # nothing in this window (a weekend, a holiday): an empty chunk
             got = CachedBars.empty()
         got = _select(got, lo, hi)
-        if self.cache is not None:
-            stop = min(hi, final)
-            if stop > lo:
+        stop = min(hi, final)
+        if self.cache is not None and stop > lo:
+            try:
                 self.cache.store(job.key, lo, stop, got)  # keeps only bars in [lo, stop)
+            except _CACHE_FAILURES as exc:
+                self._unusable("store a chunk", exc)
         return got
 
     def _final_boundary(self, size: BarSize, now: dt.datetime) -> float:

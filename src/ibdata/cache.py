@@ -470,13 +470,20 @@ class CacheInfo:
 
 
 class CacheWarning(UserWarning):
-    """A cache file was unreadable, foreign or too new, and was replaced by an empty one.
+    """The bar cache could not be used as it was, and ibdata worked around it.
 
-    Issued with :func:`warnings.warn` when :class:`BarCache` finds a damaged file, another
-    program's SQLite database, or a file written with a newer schema version. The message
-    names the file, what was wrong with it, and where it was moved: the old file is kept
-    as ``<name>.corrupt-<UTC timestamp>`` for inspection. The cache itself keeps working,
-    with its contents lost.
+    Issued with :func:`warnings.warn` in two cases:
+
+    * :class:`BarCache` found a damaged file (a row failing its checksum included), another
+      program's SQLite database, or a file written with a newer schema version. The
+      message names the file, what was wrong with it, and where it was moved: the old file
+      is kept as ``<name>.corrupt-<UTC timestamp>`` for inspection. The cache itself keeps
+      working, with its contents lost.
+    * A range download (:meth:`ibdata.Client.get_historical_bars` with ``start``) could not
+      read or write the cache: SQLite failed (a full disk, an I/O error) or another
+      connection kept the file locked past the cache's ``timeout``. The message says what
+      could not be done and why; the call went on without the cache, fetching from IB
+      what it could not read and returning what it could not store.
     """
 
 
@@ -621,15 +628,16 @@ class BarCache:
 
     Opening creates the file (and its parent directories) when it does not exist, switches
     it to WAL mode and checks it (SQLite's ``quick_check`` and the size of every stored
-    block). Every stored row (bars, covered intervals, head timestamps) carries a checksum,
-    checked each time it is read, so damage SQLite cannot see (a page of bars zeroed on
-    disk) is found before anything of the row is returned. A file that is damaged, belongs to another program or
-    has a newer schema version is renamed to ``<name>.corrupt-<UTC timestamp>``, a
-    :class:`CacheWarning` is issued, and a new, empty cache is created in its place; the
-    same happens if the file is found damaged later, while it is in use. A file of the
-    schema version before checksums (2) gets them when opened, keeping its bars. A lock file
-    ``<name>.lock`` is created next to it when that happens, so that processes rebuild it
-    one at a time.
+    block). A file that is damaged, belongs to another program or has a newer schema
+    version is renamed to ``<name>.corrupt-<UTC timestamp>``, a :class:`CacheWarning` is
+    issued, and a new, empty cache is created in its place; the same happens if the file is
+    found damaged later, while it is in use. A lock file ``<name>.lock`` is created next to
+    it when that happens, so that processes rebuild it one at a time.
+
+    Every stored row (bars, covered intervals, head timestamps) carries a checksum, checked
+    each time it is read, so damage SQLite cannot see (a page of bars zeroed on disk) is
+    found before anything of the row is returned. A file of the schema version before
+    checksums (2) gets them when opened, keeping its bars.
 
     One :class:`BarCache` holds one SQLite connection guarded by a lock: any number of
     threads may call it at once (their calls run one after another). Any number of

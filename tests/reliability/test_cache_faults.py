@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import random
 import shutil
@@ -303,6 +304,70 @@ def test_downloads_killed_mid_range_resume_without_loss(
     figures.record("range downloads killed mid-way, then resumed", kills)
     figures.record("bars in the resumed range (equal to a fresh download)", len(resumed))
     figures.record("requests the resumed download still needed", fetched)
+
+
+#: A client process whose files may not grow past a limit (RLIMIT_FSIZE, as on a full
+#: disk): it opens the cache, then downloads a range with the limit set just above the
+#: file's size, and prints the bars as JSON and the warnings it got, one a line.
+FULL_DISK = """
+import datetime as dt, json, os, resource, signal, sys, warnings
+from ibdata import Client
+from ibdata.cache import BarCache
+host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+utc = dt.timezone.utc
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+with BarCache(path) as cache, Client(host, port, pacing=None, timeout=30, cache=cache) as ib:
+    used = sum(os.path.getsize(f) for f in (path, path + "-wal") if os.path.exists(f))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (used + 8192, resource.RLIM_INFINITY))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bars = ib.get_historical_bars(
+            "AAPL", start=dt.datetime(2025, 3, 3, tzinfo=utc),
+            end=dt.datetime(2025, 3, 8, tzinfo=utc), bar_size="1 min",
+        )
+print(json.dumps([[b.time.timestamp(), b.close, b.volume] for b in bars]))
+for w in caught:
+    print(w.category.__name__, w.message)
+"""
+
+
+def test_a_full_disk_costs_no_download(
+    sim_factory: Callable[..., Simulator], tmp_path: Path, figures: Figures
+) -> None:
+    """A client whose cache file cannot grow (its writes fail as on a full disk) gets the
+    whole range from IB, exact, with a CacheWarning for each store that failed, and the
+    cache file is left readable with nothing half-stored."""
+    sim = sim_factory(pacing=None)
+    path = tmp_path / "cache.sqlite"
+    start, end = dt.datetime(2025, 3, 3, tzinfo=UTC), dt.datetime(2025, 3, 8, tzinfo=UTC)
+    with Client(sim.host, sim.port, pacing=None, timeout=30) as ib:
+        reference = ib.get_historical_bars("AAPL", start=start, end=end, bar_size="1 min")
+    env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONDONTWRITEBYTECODE": "1"}
+    run = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, sim.host, str(sim.port), str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    first, *warned = run.stdout.splitlines()
+    assert json.loads(first) == [[b.time.timestamp(), b.close, b.volume] for b in reference]
+    assert warned, "no store failed: the limit let the cache grow"
+    for line in warned:
+        assert line.startswith("CacheWarning ibdata cache "), line
+        # the file size limit makes the write fail with EFBIG, which SQLite reports as an
+        # I/O error; a full disk (ENOSPC) is reported as "database or disk is full"
+        assert "could not store a chunk (OperationalError: disk I/O error)" in line, line
+    with BarCache(path) as cache:  # a CacheWarning here would fail the test
+        key = SeriesKey(reference.contract.con_id, "TRADES", "1 min", False)  # type: ignore[union-attr]
+        for lo, hi in cache.covered(key, start.timestamp(), end.timestamp()):
+            got = cache.load(key, lo, hi)
+            assert [float(t) for t in got.time] == [
+                b.time.timestamp() for b in reference if lo <= b.time.timestamp() < hi
+            ]
+    figures.record("chunk stores refused by a full disk, range still whole", len(warned))
 
 
 # ---------------------------------------------------------------------- damaged files
