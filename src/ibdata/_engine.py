@@ -17,9 +17,10 @@ Rules worth knowing:
   first one's chunk instead of asking again.
 * The cache saves requests; it never costs a download. When it cannot be read or written
   (SQLite fails: a full disk, an I/O error; or another connection holds it locked past
-  its timeout), a :class:`~ibdata.cache.CacheWarning` says so and the call goes on as if
-  there were no cache: what it could not read is fetched from IB, what it could not
-  store is returned all the same.
+  its timeout), a :class:`~ibdata.cache.CacheWarning` says so and the rest of the
+  download goes on as if there were no cache (so that a lock does not make every chunk
+  wait for it): what it could not read is fetched from IB, what it could not store is
+  returned all the same.
 """
 
 from __future__ import annotations
@@ -98,6 +99,15 @@ def _select(bars: CachedBars, start: float, end: float) -> CachedBars:
         wap=pick(bars.wap),
         count=pick(bars.count),
     )
+
+
+@attrs.define
+class _Storing:
+    """Whether a download stores its chunks in the cache: bars before ``final`` (epoch
+    seconds) are final; ``on`` goes off for the rest of the download when the cache fails."""
+
+    final: float
+    on: bool
 
 
 @attrs.frozen
@@ -202,7 +212,7 @@ class HistoryEngine:
         hi = end.timestamp()
         if lo >= hi:
             return self._bars(job, [], start, end)
-        final = self._final_boundary(job.size, now)
+        storing = _Storing(self._final_boundary(job.size, now), on=self.cache is not None)
         gaps, cached = [(lo, hi)], CachedBars.empty()
         if self.cache is not None:
             try:
@@ -211,6 +221,7 @@ class HistoryEngine:
             except _CACHE_FAILURES as exc:
                 self._unusable("be read", exc)
                 gaps, cached = [(lo, hi)], CachedBars.empty()  # fetch all of it
+                storing.on = False
         chunks = _planner.plan_gaps(
             [(_utc(a), _utc(b)) for a, b in gaps],
             job.size,
@@ -229,7 +240,7 @@ class HistoryEngine:
         if progress is not None:
             progress(done, total, count)
         for chunk in reversed(chunks):  # newest first: recent data is usually wanted first
-            got = _select(self._chunk(job, chunk, final), lo, hi)
+            got = _select(self._chunk(job, chunk, storing), lo, hi)
             pieces.append(got)
             done += 1
             count += len(got.time)
@@ -237,7 +248,7 @@ class HistoryEngine:
                 progress(done, total, count)
         return self._bars(job, pieces, start, end)
 
-    def _chunk(self, job: Job, chunk: _planner.Chunk, final: float) -> CachedBars:
+    def _chunk(self, job: Job, chunk: _planner.Chunk, storing: _Storing) -> CachedBars:
         """One chunk's bars, fetched once even when several threads want it at once (with
         the same timeout: no caller waits on a request that may outlast its own)."""
         ident = (job.key, chunk.end, chunk.duration, job.limit)
@@ -249,7 +260,7 @@ class HistoryEngine:
         if shared is not None:
             return shared.result()
         try:
-            bars = self._fetch(job, chunk, final)
+            bars = self._fetch(job, chunk, storing)
         except BaseException as exc:
             mine.set_exception(exc)
             raise
@@ -260,7 +271,7 @@ class HistoryEngine:
             with self._lock:
                 self._inflight.pop(ident, None)
 
-    def _fetch(self, job: Job, chunk: _planner.Chunk, final: float) -> CachedBars:
+    def _fetch(self, job: Job, chunk: _planner.Chunk, storing: _Storing) -> CachedBars:
         lo, hi = chunk.start.timestamp(), chunk.end.timestamp()
         if job.size.intraday:
             end_text, duration = chunk.end_date_time, chunk.duration
@@ -274,11 +285,12 @@ class HistoryEngine:
         except NoDataError:  # nothing in this window (a weekend, a holiday): an empty chunk
             got = CachedBars.empty()
         got = _select(got, lo, hi)
-        stop = min(hi, final)
-        if self.cache is not None and stop > lo:
+        stop = min(hi, storing.final)
+        if self.cache is not None and storing.on and stop > lo:
             try:
                 self.cache.store(job.key, lo, stop, got)  # keeps only bars in [lo, stop)
             except _CACHE_FAILURES as exc:
+                storing.on = False
                 self._unusable("store a chunk", exc)
         return got
 

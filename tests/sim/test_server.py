@@ -62,6 +62,17 @@ def test_startup_burst_order(sim: Simulator) -> None:
     assert [f[3] for f in notices] == ["2104", "2104", "2104", "2104", "2106", "2106", "2158"]
 
 
+def test_answers_are_sent_without_nagle_delays(sim: Simulator) -> None:
+    """Every client connection has TCP_NODELAY set, so a small answer written after another
+    is not held back for the client's delayed ACK (a 40 ms stall, measured with ib_async's
+    connect, that would be the simulator's cost and not the client's)."""
+    with RawClient(sim.port) as c:
+        c.connect_api(3)
+        sessions = list(sim._sessions.values())  # the accepted sockets, seen from inside
+        assert len(sessions) == 1
+        assert sessions[0].sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
 def test_requests_before_start_api_are_ignored(sim: Simulator) -> None:
     """Nothing is answered before startApi."""
     with RawClient(sim.port) as c:
