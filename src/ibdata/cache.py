@@ -583,7 +583,8 @@ def _inspect(
     """Whether the open file is a usable cache, an empty file, or something else (and why).
 
     ``full`` adds SQLite's check and the size of every block (cheap: no block is read);
-    ``checksums`` reads every block to check it, which loads do for the blocks they read.
+    ``checksums`` reads every row of blocks, coverage and heads to check its checksum, as
+    reads do for the rows they meet.
     """
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
