@@ -32,7 +32,7 @@ from ibdata import (
     SecType,
     WhatToShow,
 )
-from ibdata._wrapper import normalize_error
+from ibdata._ibapi import normalize_error
 from ibdata.sim import Simulator
 from tests.conftest import CLOCK_AT
 

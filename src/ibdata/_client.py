@@ -11,12 +11,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
-from importlib import metadata
 from typing import Any, TypeVar
 
 import attrs
 
-from ibdata import _convert, _planner
+from ibdata import _convert, _ibapi, _planner
 from ibdata import _validate as v
 from ibdata._connection import Connection, RequestNotSentError
 from ibdata._engine import LONG_BAR_SPANS, HistoryEngine, Job, Progress, continuous_duration
@@ -70,17 +69,6 @@ def _fits_a_wider_week(span: str) -> bool:
     """True when a daily chunk of ``span`` is in weeks and stays within 52 W once widened."""
     count, unit = _planner.parse_duration(span)
     return unit == "W" and count <= 51
-
-
-def _ibapi_version() -> str:
-    """The installed ibapi's version, looked up once (health() is polled)."""
-    try:
-        return metadata.version("ibapi")
-    except metadata.PackageNotFoundError:  # installed from IB's download, not from PyPI
-        import ibapi
-
-        getter = getattr(ibapi, "get_version_string", None)
-        return str(getter()) if callable(getter) else "unknown"
 
 
 class Client:
@@ -453,7 +441,7 @@ class Client:
                 last_connectivity_event=conn.last_event if conn is not None else None,
                 connected_since=conn.connected_since if ready and conn is not None else None,
                 reconnect_count=self._reconnects,
-                ibapi_version=_ibapi_version(),
+                ibapi_version=_ibapi.release().version,
                 timestamp=now,
             )
         except Exception:  # health() is for monitoring: it must answer whatever happened
@@ -847,7 +835,10 @@ class Client:
                     columns = extra
                 else:
                     first, last = extra if extra else ("", "")
-                    columns = _convert.columns_from_bar_data(items, first, last)
+                    if items and all(isinstance(i, _convert.BarColumns) for i in items):
+                        columns = _convert.join_columns(items, first, last)
+                    else:
+                        columns = _convert.columns_from_bar_data(items, first, last)
                 return _convert.build_bars(
                     columns,
                     contract=details.contract,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import inspect
 import logging
 import queue
 import re
@@ -35,9 +34,8 @@ from typing import Any
 
 from ibapi import decoder as ib_decoder
 from ibapi.client import EClient
-from ibapi.server_versions import MAX_CLIENT_VER, MIN_CLIENT_VER
 
-from ibdata import _convert
+from ibdata import _convert, _ibapi
 from ibdata._requests import BARS, Pending, RequestTable
 from ibdata._wrapper import Wrapper
 from ibdata.exceptions import (
@@ -59,8 +57,12 @@ _LEN = struct.Struct(">I")
 MAX_FRAME = 0xFFFFFF
 #: Frames up to this size may be handled by the reader itself when nothing is queued.
 INLINE_MAX = 4096
-#: Historical data (17) carries start/end strings below this server version.
+#: Historical data (17) carries start/end strings below this server version; from it they
+#: come in historicalDataEnd (108).
 HISTORICAL_DATA_END = 196
+#: From this server version an error message has no version field and ends in its time.
+ERROR_TIME = 194
+IN_HISTORICAL_DATA_END = 108
 
 _FARM_STATES = {
     2103: FarmState.BROKEN,
@@ -77,6 +79,22 @@ _CONNECTIVITY = {1100, 1101, 1102, 1300, 2110}
 #: Where the request id sits in messages that carry one: msg id -> field index. An error
 #: message (4) whose code or text cannot be read still fails the request it names at once.
 _REQ_ID_INDEX = {4: 2, 17: 1, 52: 2, 88: 1, 90: 1, 106: 1, 108: 1}
+
+
+def _req_id_index(msg_id: int, server_version: int) -> int | None:
+    """Where the request id of a message sits at ``server_version``, if it has one."""
+    if msg_id == 10:
+        return 2 if server_version < 164 else 1
+    if msg_id == 4 and server_version >= ERROR_TIME:
+        return 1
+    return _REQ_ID_INDEX.get(msg_id)
+
+
+def _error_fields(server_version: int) -> int:
+    """How many fields an error message (4) has at ``server_version``."""
+    if server_version >= ERROR_TIME:
+        return 6  # id, reqId, code, text, advancedOrderRejectJson, errorTime
+    return 6 if server_version >= 166 else 5
 
 
 class ProtocolError(Exception):
@@ -247,7 +265,6 @@ class Connection:
         self._transport: _Transport | None = None
         self._client: EClient | None = None
         self._decoder: Any = None
-        self._interpret_takes_id = False
         self._send_lock = threading.Lock()
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._handling = threading.Lock()  # held while one message is being handled
@@ -301,7 +318,7 @@ class Connection:
             raise
 
     def _handshake(self, sock: socket.socket, framer: _Framer, deadline: float) -> list[bytes]:
-        hello = f"v{MIN_CLIENT_VER}..{MAX_CLIENT_VER}".encode()
+        hello = _ibapi.hello()
         sock.sendall(b"API\0" + _LEN.pack(len(hello)) + hello)
         while True:
             left = deadline - time.monotonic()
@@ -329,15 +346,31 @@ class Connection:
             for i, payload in enumerate(frames):
                 fields = payload.split(b"\0")[:-1]
                 if len(fields) == 2:
-                    try:
-                        self.server_version = int(fields[0])
-                    except ValueError:
-                        raise ConnectError(
-                            f"{self.host}:{self.port} answered the handshake with "
-                            f"{fields[0][:20]!r}, not a server version"
-                        ) from None
+                    self.server_version = self._server_version(fields[0])
                     self.conn_time = fields[1].decode("ascii", "backslashreplace")
                     return frames[i + 1 :]
+
+    def _server_version(self, text: bytes) -> int:
+        """The server version TWS answered; it must lie in the range ibdata offered.
+
+        Raises:
+            ConnectError: not a number, or a version ibdata did not offer (a server that
+                ignores the client's range would send messages ibdata cannot decode).
+        """
+        try:
+            version = int(text)
+        except ValueError:
+            raise ConnectError(
+                f"{self.host}:{self.port} answered the handshake with "
+                f"{text[:20]!r}, not a server version"
+            ) from None
+        top = _ibapi.release().max_server_version
+        if not _ibapi.MIN_SERVER_VERSION <= version <= top:
+            raise ConnectError(
+                f"{self.host}:{self.port} answered server version {version}; ibdata with "
+                f"ibapi {_ibapi.release().version} speaks {_ibapi.MIN_SERVER_VERSION} to {top}"
+            )
+        return version
 
     def _start(self, sock: socket.socket, framer: _Framer, extra: list[bytes]) -> None:
         assert self.server_version is not None
@@ -352,8 +385,6 @@ class Connection:
         client.connTime = self.conn_time
         client.setConnState(EClient.CONNECTED)
         self._decoder = ib_decoder.Decoder(wrapper, self.server_version)
-        params = inspect.signature(self._decoder.interpret).parameters
-        self._interpret_takes_id = "msgId" in params
         client.decoder = self._decoder
         self._client, self._transport = client, transport
         self._enqueue(extra)
@@ -519,22 +550,28 @@ class Connection:
         fields.pop()
         msg_id = int(fields[0])
         sv = self.server_version or 0
-        if msg_id == 17 and sv < HISTORICAL_DATA_END:
-            req_id, columns = _convert.parse_historical_data(fields)
-            self.on_end(req_id, BARS, columns)
+        if msg_id == 17:
+            # The hot message: parsed straight into columns, not through ibapi's objects.
+            if sv < HISTORICAL_DATA_END:
+                req_id, columns = _convert.parse_historical_data(fields)
+                self.on_end(req_id, BARS, columns)
+            else:
+                req_id, columns = _convert.parse_historical_data(fields, with_window=False)
+                self.table.add_item(req_id, columns)
+            return
+        if msg_id == IN_HISTORICAL_DATA_END and sv >= HISTORICAL_DATA_END and len(fields) == 4:
+            start, end = (f.decode("ascii", "replace") for f in fields[2:4])
+            self.on_end(int(fields[1]), BARS, (start, end))
             return
         if msg_id == 10 and sv < _convert.CONTRACT_DATA_FAST_BELOW:
             req_id, details = _convert.parse_contract_data(fields, sv)
             self.table.add_item(req_id, details)
             return
-        if msg_id == 4 and len(fields) < 5:
+        if msg_id == 4 and len(fields) < _error_fields(sv):
             # ibapi logs and drops an error message of the wrong length: its request would
             # wait for its timeout instead of failing now
             raise ValueError(f"an error message of {len(fields)} fields")
-        if self._interpret_takes_id:
-            self._decoder.interpret(tuple(fields), msg_id)
-        else:
-            self._decoder.interpret(tuple(fields))
+        _ibapi.interpret(self._decoder, fields, msg_id)
 
     def _undecodable(self, payload: bytes, exc: Exception) -> None:
         """A message ibdata or ibapi could not decode: fail its request, keep the session."""
@@ -542,9 +579,7 @@ class Connection:
         log.error("undecodable message from TWS %r: %s", payload[:200], exc)
         try:
             msg_id = int(fields[0])
-            index = _REQ_ID_INDEX.get(msg_id)
-            if msg_id == 10:
-                index = 2 if (self.server_version or 0) < 164 else 1
+            index = _req_id_index(msg_id, self.server_version or 0)
             if index is None or index >= len(fields):
                 return
             req_id = int(fields[index])

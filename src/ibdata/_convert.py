@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 from ibapi.contract import Contract as IBContract
 
+from ibdata._ibapi import UNSET_DOUBLE, UNSET_INTEGER, UNSET_LONG, bar_wap, is_unset
 from ibdata.models import (
     Bars,
     BarSize,
@@ -85,16 +86,30 @@ def _size(value: Any) -> float | None:
         f = float(value)
     except (TypeError, ValueError):
         return None
-    if math.isnan(f) or f >= 1e300 or f == 2147483647:
-        return None
-    return f
+    return None if is_unset(f) else f
+
+
+def _int(value: Any) -> int:
+    """An integer field; empty and ``UNSET_INTEGER`` (and larger sentinels) read as 0."""
+    if value in (None, ""):
+        return 0
+    number = int(value)
+    return 0 if number >= UNSET_INTEGER else number
+
+
+def _price(value: Any) -> float:
+    """A price-like field (min tick); empty and the unset sentinels read as 0."""
+    if value in (None, ""):
+        return 0.0
+    number = float(value)
+    return 0.0 if is_unset(number) else number
 
 
 def from_ib_contract(c: Any) -> Contract:
     """A :class:`~ibdata.models.Contract` from an ``ibapi`` Contract."""
     last = _text(c.lastTradeDateOrContractMonth).replace("-", " ").split(" ")[0]
     return Contract(
-        con_id=int(c.conId or 0),
+        con_id=_int(c.conId),
         symbol=_text(c.symbol),
         sec_type=_text(c.secType),
         exchange=_text(c.exchange),
@@ -126,7 +141,7 @@ def contract_details(cd: Any) -> ContractDetails:
     return ContractDetails(
         contract=from_ib_contract(cd.contract),
         market_name=_text(cd.marketName),
-        min_tick=float(cd.minTick or 0.0),
+        min_tick=_price(cd.minTick),
         long_name=_text(cd.longName),
         industry=_text(cd.industry),
         category=_text(cd.category),
@@ -138,10 +153,10 @@ def contract_details(cd: Any) -> ContractDetails:
         valid_exchanges=tuple(x for x in _text(cd.validExchanges).split(",") if x),
         order_types=tuple(x for x in _text(cd.orderTypes).split(",") if x),
         sec_ids=sec_ids,
-        under_con_id=int(cd.underConId or 0),
+        under_con_id=_int(cd.underConId),
         under_symbol=_text(getattr(cd, "underSymbol", "")),
         under_sec_type=_text(getattr(cd, "underSecType", "")),
-        price_magnifier=int(cd.priceMagnifier or 0),
+        price_magnifier=_int(cd.priceMagnifier),
         real_expiration_date=_text(getattr(cd, "realExpirationDate", "")),
         stock_type=_text(getattr(cd, "stockType", "")),
         min_size=_size(getattr(cd, "minSize", None)),
@@ -153,30 +168,44 @@ def contract_details(cd: Any) -> ContractDetails:
 
 
 #: The fast contract-data parser knows the layouts up to this server version (exclusive).
-CONTRACT_DATA_FAST_BELOW = 179
+CONTRACT_DATA_FAST_BELOW = 201
+
+#: Server versions that change contractData (10), for the fast parser.
+_SIZE_RULES = 164
+_FUND_DATA_FIELDS = 179
+_LAST_TRADE_DATE = 182
+_INELIGIBILITY_REASONS = 186
+#: The 17 fund fields a FUND's contract data carries from server version 179.
+_FUND_FIELDS = 17
 
 
 def parse_contract_data(fields: list[bytes], server_version: int) -> tuple[int, ContractDetails]:
-    """Parse contractData (10) for server versions 157-178 straight into ContractDetails.
+    """Parse contractData (10) for server versions 157-200 straight into ContractDetails.
 
     The same result as ibapi's decoder followed by :func:`contract_details`, without
-    building ibapi's objects: three layouts (157-162; 163 adds sizeMinTick; from 164 no
-    version field and no mdSizeMultiplier, but minSize, sizeIncrement and
-    suggestedSizeIncrement).
+    building ibapi's objects. Layouts: 157-162; 163 adds sizeMinTick; from 164 no version
+    field and no mdSizeMultiplier, but minSize, sizeIncrement and suggestedSizeIncrement;
+    from 179 a FUND carries 17 fund fields after them; from 182 lastTradeDate follows
+    lastTradeDateOrContractMonth; from 186 a count of ineligibility reasons (id,
+    description pairs) ends the message.
 
     Raises:
         ValueError: the message is malformed for that server version.
         IndexError: it has too few fields.
     """
     f = [x.decode("ascii", "backslashreplace") for x in fields]
-    i = 1 if server_version >= 164 else 2  # skip the id (and the version below 164)
+    i = 1 if server_version >= _SIZE_RULES else 2  # skip the id (and the version below 164)
     req_id = int(f[i])
+    symbol, sec_type, last = f[i + 1 : i + 4]
+    i += 4
+    if server_version >= _LAST_TRADE_DATE:
+        i += 1  # lastTradeDate: the same day as lastTradeDateOrContractMonth for a future
     (
-        symbol, sec_type, last, _strike, _right, exchange, currency, local_symbol,
-        market_name, trading_class, con_id, min_tick,
-    ) = f[i + 1 : i + 13]  # fmt: skip
-    i += 13
-    if server_version < 164:
+        _strike, _right, exchange, currency, local_symbol, market_name, trading_class,
+        con_id, min_tick,
+    ) = f[i : i + 9]  # fmt: skip
+    i += 9
+    if server_version < _SIZE_RULES:
         i += 1  # mdSizeMultiplier
     (
         multiplier, order_types, valid_exchanges, magnifier, under_con_id, long_name,
@@ -192,9 +221,13 @@ def parse_contract_data(fields: list[bytes], server_version: int) -> tuple[int, 
     if server_version == 163:
         sizes = ["", "", f[i]]  # ibapi ignores sizeMinTick; ib_async calls it this
         i += 1
-    elif server_version >= 164:
+    elif server_version >= _SIZE_RULES:
         sizes = f[i : i + 3]
         i += 3
+    if server_version >= _FUND_DATA_FIELDS and sec_type == "FUND":
+        i += _FUND_FIELDS
+    if server_version >= _INELIGIBILITY_REASONS:
+        i += 1 + 2 * int(f[i] or 0)
     if i != len(f):
         raise ValueError(
             f"contractData has {len(f)} fields, expected {i} at version {server_version}"
@@ -202,7 +235,7 @@ def parse_contract_data(fields: list[bytes], server_version: int) -> tuple[int, 
     if server_version >= 153 and "\\u" in long_name:
         long_name = long_name.encode("ascii").decode("unicode-escape")
     contract = Contract(
-        con_id=int(con_id or 0),
+        con_id=_int(con_id),
         symbol=symbol,
         sec_type=sec_type,
         exchange=exchange,
@@ -223,7 +256,7 @@ def parse_contract_data(fields: list[bytes], server_version: int) -> tuple[int, 
     return req_id, ContractDetails(
         contract=contract,
         market_name=market_name,
-        min_tick=float(min_tick or 0.0),
+        min_tick=_price(min_tick),
         long_name=long_name,
         industry=industry,
         category=category,
@@ -235,10 +268,10 @@ def parse_contract_data(fields: list[bytes], server_version: int) -> tuple[int, 
         valid_exchanges=tuple(x for x in valid_exchanges.split(",") if x),
         order_types=tuple(x for x in order_types.split(",") if x),
         sec_ids=sec_ids,
-        under_con_id=int(under_con_id or 0),
+        under_con_id=_int(under_con_id),
         under_symbol=under_symbol,
         under_sec_type=under_sec_type,
-        price_magnifier=int(magnifier or 0),
+        price_magnifier=_int(magnifier),
         real_expiration_date=real_expiration,
         stock_type=stock_type,
         min_size=_size(sizes[0]),
@@ -272,32 +305,79 @@ class BarColumns:
     count: array[int]
 
 
-def parse_historical_data(fields: list[bytes]) -> tuple[int, BarColumns]:
-    """Parse historicalData (17) for server versions 124-195 straight into columns.
+def _numbers(values: list[bytes]) -> array[float]:
+    """Decimal fields as floats; an empty field (ibapi's "no value") reads as UNSET_DOUBLE."""
+    try:
+        return array("d", map(float, values))
+    except ValueError:
+        return array("d", (float(v) if v else UNSET_DOUBLE for v in values))
 
-    ``[17, reqId, start, end, n, n x (date, open, high, low, close, volume, WAP, count)]``.
+
+def _integers(values: list[bytes]) -> array[int]:
+    """Integer fields; an empty field reads as UNSET_INTEGER."""
+    try:
+        return array("q", map(int, values))
+    except ValueError:
+        return array("q", (int(v) if v else UNSET_INTEGER for v in values))
+
+
+def parse_historical_data(
+    fields: list[bytes], *, with_window: bool = True
+) -> tuple[int, BarColumns]:
+    """Parse historicalData (17) straight into columns.
+
+    ``[17, reqId, start, end, n, n x (date, open, high, low, close, volume, WAP, count)]``
+    up to server version 195; from 196 (``with_window=False``) start and end are absent
+    (they come in historicalDataEnd) and the columns carry empty ones.
 
     Raises:
         ValueError: the message is malformed (wrong field count, non-numeric values).
     """
     req_id = int(fields[1])
-    n = int(fields[4])
-    if n < 0 or len(fields) != 5 + 8 * n:
+    head = 5 if with_window else 3
+    n = int(fields[head - 1])
+    if n < 0 or len(fields) != head + 8 * n:
         raise ValueError(f"historicalData for request {req_id}: {len(fields)} fields for {n} bars")
-    body = fields[5:]
+    body = fields[head:]
     columns = BarColumns(
-        start=fields[2].decode("ascii", "replace"),
-        end=fields[3].decode("ascii", "replace"),
+        start=fields[2].decode("ascii", "replace") if with_window else "",
+        end=fields[3].decode("ascii", "replace") if with_window else "",
         times=body[0::8],
-        open=array("d", map(float, body[1::8])),
-        high=array("d", map(float, body[2::8])),
-        low=array("d", map(float, body[3::8])),
-        close=array("d", map(float, body[4::8])),
-        volume=array("d", map(float, body[5::8])),
-        wap=array("d", map(float, body[6::8])),
-        count=array("q", map(int, body[7::8])),
+        open=_numbers(body[1::8]),
+        high=_numbers(body[2::8]),
+        low=_numbers(body[3::8]),
+        close=_numbers(body[4::8]),
+        volume=_numbers(body[5::8]),
+        wap=_numbers(body[6::8]),
+        count=_integers(body[7::8]),
     )
     return req_id, columns
+
+
+def join_columns(parts: list[BarColumns], start: str, end: str) -> BarColumns:
+    """The bars of several historicalData messages of one request, in order, with the
+    window historicalDataEnd (108) reported."""
+    if len(parts) == 1:
+        return attrs.evolve(parts[0], start=start, end=end)
+
+    def joined(name: str, code: str) -> Any:
+        out = array(code)
+        for part in parts:
+            out.extend(getattr(part, name))
+        return out
+
+    return BarColumns(
+        start=start,
+        end=end,
+        times=[t for part in parts for t in part.times],
+        open=joined("open", "d"),
+        high=joined("high", "d"),
+        low=joined("low", "d"),
+        close=joined("close", "d"),
+        volume=joined("volume", "d"),
+        wap=joined("wap", "d"),
+        count=joined("count", "q"),
+    )
 
 
 def bar_times(times: list[bytes], intraday: bool) -> array[float]:
@@ -375,6 +455,9 @@ def build_bars(
         # one C-speed sum; the per-value check runs only if it is not finite
         if not math.isfinite(sum(column)) and not all(map(math.isfinite, column)):
             raise ValueError(f"a bar's {name} is not a finite number")
+        if name in ("open", "high", "low", "close") and column and max(column) >= UNSET_LONG:
+            raise ValueError(f"a bar's {name} is IB's 'no value' sentinel")
+    volume, wap, count = _unset_as_missing(columns)
 
     def window(text: str) -> dt.datetime | None:
         try:
@@ -388,9 +471,9 @@ def build_bars(
         columns.high,
         columns.low,
         columns.close,
-        columns.volume,
-        columns.wap,
-        columns.count,
+        volume,
+        wap,
+        count,
         intraday=intraday,
         contract=contract,
         bar_size=bar_size,
@@ -402,15 +485,29 @@ def build_bars(
     )
 
 
+def _unset_as_missing(columns: BarColumns) -> tuple[array[float], array[float], array[int]]:
+    """Volume, WAP and count with ibapi's "no value" sentinels (UNSET_DECIMAL, UNSET_DOUBLE,
+    UNSET_INTEGER) turned into ibdata's missing values (NaN, NaN, -1).
+
+    The columns are returned as they are when no value is that large (one C-speed ``max``
+    per column), which is every answer real TWS sends today.
+    """
+    volume, wap, count = columns.volume, columns.wap, columns.count
+    if volume and max(volume) >= UNSET_INTEGER:
+        volume = array("d", (math.nan if is_unset(v) else v for v in volume))
+    if wap and max(wap) >= UNSET_INTEGER:
+        wap = array("d", (math.nan if is_unset(v) else v for v in wap))
+    if count and max(count) >= UNSET_INTEGER:
+        count = array("q", (-1 if c >= UNSET_INTEGER else c for c in count))
+    return volume, wap, count
+
+
 def columns_from_bar_data(items: list[Any], start: str, end: str) -> BarColumns:
     """Columns from ibapi ``BarData`` callbacks (the slow path for layouts without the fast
     parser). The WAP is ``average`` in ibapi 9.81 and ``wap`` in 10.x."""
 
     def wap(b: Any) -> float:
-        value: Any = getattr(b, "wap", None)
-        if value is None:
-            value = getattr(b, "average", -1)
-        return float(value)
+        return float(bar_wap(b))
 
     return BarColumns(
         start=start,

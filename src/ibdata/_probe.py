@@ -14,6 +14,8 @@ from ibapi.client import EClient
 from ibapi.contract import Contract
 from ibapi.wrapper import EWrapper
 
+from ibdata._ibapi import normalize_error
+
 
 class ProbeError(Exception):
     """IB answered a request with an error: ``code`` and ``text`` as sent."""
@@ -44,7 +46,9 @@ class _Wrapper(EWrapper):  # type: ignore[misc]
     def managedAccounts(self, accountsList: str) -> None:  # noqa: N802, N803
         self.accounts = accountsList
 
-    def error(self, reqId: int, errorCode: int, errorString: str, *rest: Any) -> None:  # noqa: N803
+    def error(self, reqId: int, *args: Any) -> None:  # noqa: N803
+        # every release's signature: (code, text[, json]) or, from 10.37, (time, code, text, json)
+        reqId, errorCode, errorString = normalize_error(reqId, *args)  # noqa: N806
         with self.lock:
             self.notices.append((reqId, errorCode, errorString))
             informational = errorCode in (2174,) or 2100 <= errorCode < 2200

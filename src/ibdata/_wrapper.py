@@ -1,46 +1,40 @@
-"""The ``EWrapper`` subclass: routes ibapi's callbacks to the connection, nothing else.
+"""The ``EWrapper`` subclass: routes ibapi's callbacks to the session, nothing else.
 
-It accepts every ``error`` signature ibapi has had: ``(reqId, code, text)`` in 9.81,
-``(reqId, code, text, advancedOrderRejectJson)`` in 10.x before 10.33, and
-``(reqId, errorTime, code, text, advancedOrderRejectJson)`` from 10.33.
+It depends on the session only through :class:`Session`, the handful of methods it calls,
+and accepts every ``error`` signature ibapi has had (see :mod:`ibdata._ibapi`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ibapi.wrapper import EWrapper
 
-from ibdata._requests import BARS, DETAILS, HEAD
-
-if TYPE_CHECKING:
-    from ibdata._connection import Connection
+from ibdata import _ibapi
+from ibdata._requests import BARS, DETAILS, HEAD, RequestTable
 
 
-def normalize_error(req_id: Any, *args: Any) -> tuple[int, int, str]:
-    """Turn any ibapi ``error`` call into ``(req_id, code, text)``.
+class Session(Protocol):
+    """What the wrapper needs of a session: its request table and its event handlers."""
 
-    Raises:
-        TypeError: the arguments fit none of ibapi's signatures.
-    """
-    if len(args) >= 3 and isinstance(args[1], int) and isinstance(args[2], str):
-        _error_time, code, text = args[:3]  # 10.33+: errorTime comes first
-    elif len(args) >= 2 and isinstance(args[1], str):
-        code, text = args[:2]
-    else:
-        raise TypeError(f"unexpected error() arguments: {(req_id, *args)!r}")
-    return int(req_id), int(code), str(text)
+    table: RequestTable
+
+    def on_error(self, req_id: int, code: int, text: str) -> None: ...
+    def on_next_valid_id(self, order_id: int) -> None: ...
+    def on_managed_accounts(self, accounts: str) -> None: ...
+    def on_end(self, req_id: int, kind: str, extra: Any = None) -> None: ...
+    def on_current_time(self, epoch: int) -> None: ...
 
 
 class Wrapper(EWrapper):  # type: ignore[misc]  # ibapi ships no type hints
-    """Forwards the callbacks ibdata uses to its :class:`~ibdata._connection.Connection`."""
+    """Forwards the callbacks ibdata uses to its session."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, session: Session) -> None:
         super().__init__()
-        self._conn = connection
+        self._conn = session
 
     def error(self, reqId: Any, *args: Any) -> None:  # noqa: N803
-        req_id, code, text = normalize_error(reqId, *args)
+        req_id, code, text = _ibapi.normalize_error(reqId, *args)
         self._conn.on_error(req_id, code, text)
 
     def nextValidId(self, orderId: int) -> None:  # noqa: N802, N803
@@ -59,8 +53,7 @@ class Wrapper(EWrapper):  # type: ignore[misc]  # ibapi ships no type hints
         self._conn.on_end(reqId, DETAILS)
 
     def historicalData(self, reqId: int, bar: Any) -> None:  # noqa: N802, N803
-        # Only reached when the fast path is off (server versions whose layout it does not
-        # know); BarData names its WAP ``average`` in 9.81 and ``wap`` in 10.x.
+        # Only reached for layouts ibdata does not parse itself.
         self._conn.table.add_item(reqId, bar)
 
     def historicalDataEnd(self, reqId: int, start: str, end: str) -> None:  # noqa: N802, N803

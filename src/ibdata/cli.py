@@ -381,9 +381,9 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     sim.add_argument(
         "--server-version",
         type=int,
-        default=178,
+        default=200,
         metavar="N",
-        help="highest server version offered, 157..178 (178)",
+        help="highest server version offered, 157..200 (200)",
     )
     sim.add_argument(
         "--latency",

@@ -1568,14 +1568,18 @@ class Health:
         host: The TWS / IB Gateway host.
         port: Its API port.
         client_id: The API client id in use, or None before the first connection.
-        server_version: TWS's API server version, or None before the handshake.
+        server_version: The server version negotiated with TWS: the smaller of TWS's own
+            maximum and the highest ibdata offers with the installed ``ibapi`` (its own
+            maximum, capped at 200); None before the handshake.
         accounts: The accounts TWS manages for this login.
         farms: The state of each data farm TWS reported, by farm name (``"usfarm"``,
             ``"ushmds"``, ``"secdefnj"``); read only and hashable.
         last_connectivity_event: The latest connectivity notice, or None.
         connected_since: When the current session became ready (aware UTC), or None.
         reconnect_count: How many times the client reconnected.
-        ibapi_version: The version of the installed ``ibapi`` package.
+        ibapi_version: The ``ibapi`` release ibdata runs on (``9.81.1``, ``10.51.1``), read
+            from the imported module itself rather than from package metadata, which names
+            the wrong release when two packages install the module.
         timestamp: When the snapshot was taken (aware UTC).
 
     Raises:

@@ -1,4 +1,4 @@
-"""Message layouts of the simulator, per negotiated server version (157-178).
+"""Message layouts of the simulator, per negotiated server version (157-200).
 
 Each ``*_fields`` function returns the field list of one incoming-to-the-client message
 exactly as TWS lays it out at that server version; the numbered sections refer to
@@ -31,6 +31,8 @@ IN_ACCOUNT_UPDATE_MULTI_END = 74
 IN_HEAD_TIMESTAMP = 88
 IN_HISTORICAL_DATA_UPDATE = 90
 IN_COMPLETED_ORDERS_END = 102
+IN_HISTORICAL_DATA_END = 108
+IN_CURRENT_TIME_IN_MILLIS = 109
 
 # Outgoing (client -> server) message ids.
 OUT_REQ_OPEN_ORDERS = 5
@@ -51,6 +53,7 @@ OUT_REQ_ACCOUNT_UPDATES_MULTI = 76
 OUT_REQ_HEAD_TIMESTAMP = 87
 OUT_CANCEL_HEAD_TIMESTAMP = 90
 OUT_REQ_COMPLETED_ORDERS = 99
+OUT_REQ_CURRENT_TIME_IN_MILLIS = 105
 
 #: Order messages: a read-only data gateway must never see these.
 ORDER_MESSAGE_IDS = {
@@ -79,22 +82,36 @@ OUT_NAMES = {
     OUT_REQ_HEAD_TIMESTAMP: "reqHeadTimestamp",
     OUT_CANCEL_HEAD_TIMESTAMP: "cancelHeadTimestamp",
     OUT_REQ_COMPLETED_ORDERS: "reqCompletedOrders",
+    OUT_REQ_CURRENT_TIME_IN_MILLIS: "reqCurrentTimeInMillis",
     **ORDER_MESSAGE_IDS,
 }
 
-# Server-version gates (§2).
+# Server-version gates (§2; 179-200 from IB's Python client 10.30-10.51).
 FRACTIONAL_SIZE_SUPPORT = 163
 SIZE_RULES = 164
 ADVANCED_ORDER_REJECT = 166
 INSTRUMENT_TIMEZONE = 174
 BOND_ISSUERID = 176
+LAST_TRADE_DATE = 182
+INELIGIBILITY_REASONS = 186
+ERROR_TIME = 194
+HISTORICAL_DATA_END = 196
+CURRENT_TIME_IN_MILLIS = 197
+PARAMETRIZED_DAYS_OF_EXECUTIONS = 200
 
 MIN_SERVER_VERSION = 157
-MAX_SERVER_VERSION = 178
+#: The last server version whose messages are all text: from 201 TWS frames message ids as
+#: binary integers and sends protobuf.
+MAX_SERVER_VERSION = 200
 
 
-def error_fields(req_id: int, code: int, text: str, server_version: int) -> list[Field]:
-    """error (4), §3.1: a 6th empty advancedOrderRejectJson field from server version 166."""
+def error_fields(
+    req_id: int, code: int, text: str, server_version: int, *, time_ms: int = 0
+) -> list[Field]:
+    """error (4), §3.1: a 6th empty advancedOrderRejectJson field from server version 166;
+    from 194 no version field, and the error's time (epoch milliseconds) at the end."""
+    if server_version >= ERROR_TIME:
+        return [IN_ERROR, req_id, code, text, "", time_ms]
     fields: list[Field] = [IN_ERROR, 2, req_id, code, text]
     if server_version >= ADVANCED_ORDER_REJECT:
         fields.append("")
@@ -114,6 +131,17 @@ def next_valid_id_fields(order_id: int) -> list[Field]:
 def current_time_fields(epoch: int) -> list[Field]:
     """currentTime (49), §3.10: epoch seconds."""
     return [IN_CURRENT_TIME, 1, epoch]
+
+
+def current_time_in_millis_fields(epoch_ms: int) -> list[Field]:
+    """currentTimeInMillis (109), server version 197+: epoch milliseconds, no version."""
+    return [IN_CURRENT_TIME_IN_MILLIS, epoch_ms]
+
+
+def historical_data_end_fields(req_id: int, start: str, end: str) -> list[Field]:
+    """historicalDataEnd (108), server version 196+: the window that historicalData (17)
+    no longer carries."""
+    return [IN_HISTORICAL_DATA_END, req_id, start, end]
 
 
 def contract_data_end_fields(req_id: int) -> list[Field]:
@@ -140,18 +168,20 @@ def contract_data_fields(
     trading_hours: str,
     liquid_hours: str,
 ) -> list[Field]:
-    """contractData (10), §3.3, in its three layouts (157-162, 163, 164-178)."""
+    """contractData (10), §3.3: 157-162, 163 (sizeMinTick), 164-181 (size rules, no version
+    field), 182-185 (lastTradeDate after lastTradeDateOrContractMonth) and 186-200
+    (ineligibility reasons: a count, always 0 here, at the end). The fund fields of 179+
+    belong to secType FUND only, which the catalog has none of."""
     last = c.last_trade_date
     if last and c.last_trade_time:
         last = f"{last} {c.last_trade_time} {c.time_zone_id}"
     f: list[Field] = [IN_CONTRACT_DATA]
     if server_version < SIZE_RULES:
         f.append(8)
+    f += [req_id, c.symbol, c.sec_type, last]
+    if server_version >= LAST_TRADE_DATE:
+        f.append(c.last_trade_date)  # empty for stocks (sv 200 capture); the day for futures
     f += [
-        req_id,
-        c.symbol,
-        c.sec_type,
-        last,
         "0",  # strike: TWS sends 0 for stocks and futures alike (§5.1, §5.3)
         "",
         c.exchange,
@@ -197,6 +227,8 @@ def contract_data_fields(
         f.append(c.size_increment)  # sizeMinTick
     elif server_version >= SIZE_RULES:
         f += [c.min_size, c.size_increment, c.suggested_size_increment]
+    if server_version >= INELIGIBILITY_REASONS:
+        f.append(0)
     return f
 
 
@@ -215,23 +247,41 @@ class WireBar:
 
 
 def historical_data_fields(
-    req_id: int, start: str, end: str, bars: Sequence[WireBar]
+    req_id: int, start: str, end: str, bars: Sequence[WireBar], *, server_version: int
 ) -> list[Field]:
-    """historicalData (17), §3.6: no version field in range; 5 + 8n fields."""
-    f: list[Field] = [IN_HISTORICAL_DATA, req_id, start, end, len(bars)]
+    """historicalData (17), §3.6: no version field in range; 5 + 8n fields, and from server
+    version 196 3 + 8n (start and end move to historicalDataEnd, 108)."""
+    f: list[Field] = [IN_HISTORICAL_DATA, req_id]
+    if server_version < HISTORICAL_DATA_END:
+        f += [start, end]
+    f.append(len(bars))
     for b in bars:
         f += [b.date, b.open, b.high, b.low, b.close, b.volume, b.wap, b.count]
     return f
 
 
-def historical_data_frame(req_id: int, start: str, end: str, count: int, body: bytes) -> bytes:
-    """historicalData (17) as one frame, from bar fields already encoded.
+def historical_data_frame(
+    req_id: int, start: str, end: str, count: int, body: bytes, *, server_version: int
+) -> bytes:
+    """historicalData (17) as one frame, from bar fields already encoded, followed from
+    server version 196 by historicalDataEnd (108).
 
     ``body`` holds ``count`` bars, each eight NUL-terminated ASCII fields; the result is
-    byte for byte what :func:`historical_data_fields` gives for the same bars.
+    byte for byte what :func:`historical_data_fields` (and
+    :func:`historical_data_end_fields`) give for the same bars.
     """
-    head = f"{IN_HISTORICAL_DATA}\0{req_id}\0{start}\0{end}\0{count}\0".encode("ascii")
-    return (len(head) + len(body)).to_bytes(4, "big") + head + body
+    if server_version < HISTORICAL_DATA_END:
+        head = f"{IN_HISTORICAL_DATA}\0{req_id}\0{start}\0{end}\0{count}\0".encode("ascii")
+        return (len(head) + len(body)).to_bytes(4, "big") + head + body
+    head = f"{IN_HISTORICAL_DATA}\0{req_id}\0{count}\0".encode("ascii")
+    tail = f"{IN_HISTORICAL_DATA_END}\0{req_id}\0{start}\0{end}\0".encode("ascii")
+    return (
+        (len(head) + len(body)).to_bytes(4, "big")
+        + head
+        + body
+        + len(tail).to_bytes(4, "big")
+        + tail
+    )
 
 
 def encode_bar_fields(bars: Sequence[Sequence[str]]) -> bytes:

@@ -139,7 +139,7 @@ class _Subscription:
 
 
 class Simulator:
-    """A fake TWS / IB Gateway speaking the real socket protocol (server versions 157-178).
+    """A fake TWS / IB Gateway speaking the real socket protocol (server versions 157-200).
 
     Start it with :meth:`start` or as a context manager; it serves from background threads
     until :meth:`stop`. Every client that speaks the TWS API (``ibapi``, ``ib_async``,
@@ -148,8 +148,9 @@ class Simulator:
     Args:
         host: address to listen on; loopback by default.
         port: TCP port; 0 picks a free one (read it back from :attr:`port`).
-        server_version: highest server version offered (157-178); each client gets
-            ``min(its maximum, server_version)``.
+        server_version: highest server version offered (157-200: 200 is the last one
+            whose messages are all text); each client gets ``min(its maximum,
+            server_version)``.
         gateway: send IB Gateway's start-up farm notices (2107/2108) instead of TWS's
             (2104/2106).
         latency: seconds added before every response (see :meth:`set_latency`).
@@ -527,7 +528,7 @@ class Simulator:
         notices = list(notices)
         for s in self._api_sessions():
             for code, text in notices:
-                s.send(m.error_fields(-1, code, text, s.server_version), delay=0.0)
+                s.send(s.error_frame(-1, code, text), delay=0.0)
 
     # ------------------------------------------------------------------ open slots
     def _open_slot(self, s: _Session, key: tuple[int, int]) -> bool:
@@ -694,7 +695,9 @@ class Simulator:
         end_text = _bars.format_window_time(
             plan.end, s.server_version, contract.time_zone_id, self.login_tz
         )
-        frame = m.historical_data_frame(req.req_id, start_text, end_text, count, body)
+        frame = m.historical_data_frame(
+            req.req_id, start_text, end_text, count, body, server_version=s.server_version
+        )
         if req.keep_up_to_date:
             sub = _Subscription(key, contract, req)
             with self._lock:
@@ -937,7 +940,13 @@ class _Session:
         self.enqueue(data, held=True, key=key, on_sent=on_sent)
 
     def error(self, req_id: int, code: int, text: str) -> None:
-        self.send(m.error_fields(req_id, code, text, self.server_version))
+        self.send(self.error_frame(req_id, code, text))
+
+    def error_frame(self, req_id: int, code: int, text: str) -> list[Field]:
+        """An error message in this session's layout, stamped (from server version 194)
+        with the simulator's clock."""
+        time_ms = int(self.sim.clock.now().timestamp() * 1000)
+        return m.error_fields(req_id, code, text, self.server_version, time_ms=time_ms)
 
     def cancel_pending(self, key: tuple[int, int]) -> bool:
         """Discard queued data for ``key``; True if some was still waiting."""
@@ -1167,7 +1176,7 @@ class _Session:
                 self.client_id = client_id
         if in_use:
             log.info("connection %d: client id %d already in use", self.number, client_id)
-            self.send(m.error_fields(-1, 326, TEXT_DUPLICATE_ID, self.server_version), delay=0.0)
+            self.send(self.error_frame(-1, 326, TEXT_DUPLICATE_ID), delay=0.0)
             self.sim._scheduler.call_later(0.05, lambda: self.close("duplicate client id"))
             return
         if sim._deaf:
@@ -1177,7 +1186,7 @@ class _Session:
             m.managed_accounts_fields(sim.accounts),
             m.next_valid_id_fields(self._next_id),
         ]
-        frames += [m.error_fields(-1, code, text, self.server_version) for code, text in farms]
+        frames += [self.error_frame(-1, code, text) for code, text in farms]
         self.enqueue(b"".join(encode(f) for f in frames), held=False, delay=0.0)
 
     # ---------------------------------------------------------------- small handlers
@@ -1189,6 +1198,12 @@ class _Session:
 
     def on_current_time(self, fields: list[str]) -> None:
         self.send(m.current_time_fields(int(self.sim.clock.now().timestamp())))
+
+    def on_current_time_in_millis(self, fields: list[str]) -> None:
+        if self.server_version < m.CURRENT_TIME_IN_MILLIS:
+            self.error(-1, 503, "The TWS is out of date and must be upgraded.")
+            return
+        self.send(m.current_time_in_millis_fields(int(self.sim.clock.now().timestamp() * 1000)))
 
     def on_ignore(self, fields: list[str]) -> None:
         return
@@ -1217,7 +1232,8 @@ class _Session:
 
     def on_executions(self, fields: list[str]) -> None:
         cur = m.FieldCursor(fields)
-        cur.integer()
+        if self.server_version < m.PARAMETRIZED_DAYS_OF_EXECUTIONS:
+            cur.integer()  # version: gone from server version 200
         self.send([m.IN_EXEC_DETAILS_END, 1, cur.integer()])
 
     def on_account_summary(self, fields: list[str]) -> None:
@@ -1255,6 +1271,7 @@ _HANDLERS: dict[int, Callable[[_Session, list[str]], None]] = {
     m.OUT_REQ_IDS: _Session.on_req_ids,
     m.OUT_REQ_MANAGED_ACCTS: _Session.on_managed_accounts,
     m.OUT_REQ_CURRENT_TIME: _Session.on_current_time,
+    m.OUT_REQ_CURRENT_TIME_IN_MILLIS: _Session.on_current_time_in_millis,
     m.OUT_REQ_MARKET_DATA_TYPE: _Session.on_ignore,
     m.OUT_REQ_AUTO_OPEN_ORDERS: _Session.on_ignore,
     m.OUT_REQ_POSITIONS: _Session.on_positions,
