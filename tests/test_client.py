@@ -34,6 +34,7 @@ from ibdata import (
 )
 from ibdata._ibapi import normalize_error
 from ibdata.sim import Simulator
+from tests import ibapi_release as rel
 from tests.conftest import CLOCK_AT
 
 UTC = dt.timezone.utc
@@ -444,7 +445,8 @@ def test_health_reports_the_session(client: Client) -> None:
     assert h.status == "healthy"
     assert h.connected
     assert h.ready
-    assert h.server_version == 157
+    assert h.server_version == rel.OFFERED  # the simulator serves up to 200
+    assert h.ibapi_version == ".".join(map(str, rel.VERSION))
     assert h.accounts == ("DU1234567",)
     assert h.farms["usfarm"].value == "ok"
     assert h.connected_since is not None

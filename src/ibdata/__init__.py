@@ -10,7 +10,10 @@ A typed, blocking, thread-safe client on IB's official ``ibapi``::
 The gateway simulator lives in :mod:`ibdata.sim` and is imported only on demand.
 """
 
+from ibdata import _ibapi  # noqa: F401  # first: a clear ImportError without ibapi
 from ibdata._client import Client
+from ibdata._ibapi import IbapiRelease
+from ibdata._ibapi import release as ibapi_release
 from ibdata._progress import tqdm_progress
 from ibdata._version import __version__
 from ibdata.cache import BarCache, CacheWarning
@@ -68,6 +71,7 @@ __all__ = [
     "FarmState",
     "Health",
     "IBDataError",
+    "IbapiRelease",
     "InvalidRequestError",
     "NoDataError",
     "NotConnectedError",
@@ -85,5 +89,6 @@ __all__ = [
     "WhatToShow",
     "__version__",
     "default_registry",
+    "ibapi_release",
     "tqdm_progress",
 ]

@@ -71,6 +71,16 @@ def _fits_a_wider_week(span: str) -> bool:
     return unit == "W" and count <= 51
 
 
+@functools.lru_cache(maxsize=1)
+def _warn_mixed_ibapi(description: str) -> None:
+    """Say once per process that the ibapi module is not one release's files alone."""
+    log.warning(
+        "the installed ibapi is not one release's files alone: %s (see ibdata's "
+        "'Connecting' guide, 'IB's Python client')",
+        description,
+    )
+
+
 class Client:
     """A blocking, thread-safe client for historical bars and contract data from TWS.
 
@@ -276,13 +286,17 @@ class Client:
                     ) from exc
                 raise
             self._last_client_id = cid
+            found = _ibapi.release()
             log.info(
-                "connected to %s:%d as client %d (server version %s)",
+                "connected to %s:%d as client %d (server version %s, ibapi %s)",
                 self.host,
                 self.port,
                 cid,
                 conn.server_version,
+                found.version,
             )
+            if found.mixed:
+                _warn_mixed_ibapi(found.describe())
             return conn
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -135,16 +135,25 @@ def _file_digest(path: Path, mode: str) -> str:
     return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode("ascii")
 
 
-def _owners(package_dir: Path) -> tuple[str | None, tuple[str, ...]]:
-    """Which installed distributions claim ``package_dir``, and whose record it matches.
+def owners(
+    package_dir: Path, search_path: Sequence[str] | None = None
+) -> tuple[str | None, tuple[str, ...]]:
+    """Which installed distributions claim the ``ibapi`` folder ``package_dir``: the one
+    whose record the folder matches (None if not exactly one), and the others.
 
-    A distribution matches when the recorded hash of every ``.py`` file of the folder it
-    lists equals the file on disk; the folder then holds that release's code alone.
+    A distribution matches when the recorded hash of every ``.py`` file it lists under
+    ``ibapi/`` equals the file on disk: the folder then holds that release's code alone.
+    ``search_path`` is where to look for installed distributions (``sys.path`` if None).
     """
     matching: list[str] = []
     claiming: list[str] = []
     target = package_dir.resolve()
-    for dist in metadata.distributions():
+    found = (
+        metadata.distributions()
+        if search_path is None
+        else metadata.distributions(path=list(search_path))
+    )
+    for dist in found:
         files = dist.files or ()
         mine = [f for f in files if f.parts[:1] == ("ibapi",) and f.suffix == ".py" and f.hash]
         if not mine:
@@ -172,12 +181,21 @@ def _owners(package_dir: Path) -> tuple[str | None, tuple[str, ...]]:
 
 @functools.lru_cache(maxsize=1)
 def release() -> IbapiRelease:
-    """The installed ``ibapi`` release (looked up once: reading its record hashes files)."""
+    """The ``ibapi`` release ibdata runs on in this environment.
+
+    Read from the imported module itself (its version, and the server versions it can
+    negotiate), with the installed package whose files it is; ``ibdata --version`` prints
+    the same. Looked up once per process: it hashes the module's files.
+
+    Returns:
+        The release, where it was installed from, and any other package that claims the
+        same files (:attr:`IbapiRelease.mixed`).
+    """
     getter = getattr(ibapi, "get_version_string", None)
     raw = str(getter()) if callable(getter) else str(getattr(ibapi, "__version__", ""))
     location = Path(ibapi.__file__).resolve().parent
     try:
-        owner, others = _owners(location)
+        owner, others = owners(location)
     except Exception:  # pragma: no cover - a broken metadata store must not stop ibdata
         owner, others = None, ()
     max_client = int(_server_versions.MAX_CLIENT_VER)

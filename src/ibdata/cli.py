@@ -69,6 +69,7 @@ import attrs
 
 from ibdata import _validate as v
 from ibdata._client import Client
+from ibdata._ibapi import release as ibapi_release
 from ibdata._progress import tqdm_progress
 from ibdata._version import __version__
 from ibdata.exceptions import IBDataError, SessionError
@@ -252,6 +253,19 @@ def _format_argument(p: argparse.ArgumentParser, *choices: str) -> None:
     )
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: ibdata's version and the ``ibapi`` release, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        found = ibapi_release()
+        print(f"ibdata {__version__}")
+        print(found.describe())
+        parser.exit(1 if found.mixed else 0)
+
+
 def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ibdata",
@@ -259,7 +273,11 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--version", action="version", version=f"ibdata {__version__}")
+    p.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print ibdata's version and the ibapi release it runs on, then exit",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")

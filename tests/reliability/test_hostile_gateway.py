@@ -347,6 +347,10 @@ HANDSHAKES: dict[str, tuple[bytes, bool, type[Exception], str]] = {
                                "before it was ready"),
     "only a zero-length frame": (struct.pack(">I", 0), False, ConnectTimeoutError,
                                  "no handshake reply"),
+    "a version above any ibdata offers": (frame(201, "20250312 15:00:00 UTC"), False,
+                                          ConnectError, "answered server version 201"),
+    "a version below 157": (frame(150, "20250312 15:00:00 UTC"), False, ConnectError,
+                            "answered server version 150"),
 }  # fmt: skip
 
 

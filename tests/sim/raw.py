@@ -50,11 +50,15 @@ class RawClient:
         """Send startApi with ``client_id``."""
         self.send(71, 2, client_id, "")
 
-    def connect_api(self, client_id: int, versions: str = "v100..178") -> list[Frame]:
-        """Handshake and startApi; returns the start-up burst up to the last farm notice."""
-        self.hello(versions)
+    def connect_api(self, client_id: int, versions: str | None = "v100..178") -> list[Frame]:
+        """Handshake (unless ``versions`` is None: done already) and startApi; returns the
+        start-up burst up to the last farm notice (2158, in either error layout)."""
+        if versions is not None:
+            self.hello(versions)
         self.start_api(client_id)
-        return self.read_until(lambda f: f[:4] == ["4", "2", "-1", "2158"])
+        return self.read_until(
+            lambda f: f[:4] == ["4", "2", "-1", "2158"] or f[:3] == ["4", "-1", "2158"]
+        )
 
     def _fill(self, deadline: float) -> bool:
         left = deadline - time.monotonic()

@@ -28,6 +28,11 @@ def _is_bars(req_id: int) -> Callable[[list[str]], bool]:
         ("v157..178", 163, 163),
         ("v176", 178, 176),
         ("v100..157 +PACEAPI", 178, 157),
+        ("v100..176", 200, 176),  # ibapi 10.19
+        ("v100..187", 200, 187),  # ibapi 10.30
+        ("v100..200", 200, 200),  # ibdata with ibapi 10.37+
+        ("v100..226", 200, 200),  # ibapi 10.51 on its own: the simulator stops at 200
+        ("v100..226", 194, 194),
     ],
 )
 def test_handshake_answers_min_of_both_maxima(
@@ -41,6 +46,28 @@ def test_handshake_answers_min_of_both_maxima(
         assert len(reply) == 2
         assert reply[1].endswith(" UTC")
         assert c.silent_for(0.2), "nothing may follow the reply before startApi"
+
+
+def test_simulator_refuses_versions_beyond_200(sim_factory: Callable[..., Simulator]) -> None:
+    """201 and up are binary-framed; the simulator offers at most 200."""
+    with pytest.raises(ValueError, match=r"157\.\.200"):
+        sim_factory(server_version=201)
+
+
+@pytest.mark.parametrize("sv", [193, 194, 200])
+def test_errors_carry_their_time_from_194(sim_factory: Callable[..., Simulator], sv: int) -> None:
+    """From 194 an error has no version field and ends in the simulator clock's time (ms)."""
+    sim = sim_factory(server_version=sv)
+    with RawClient(sim.port) as c:
+        c.hello(f"v100..{sv}")
+        frames = c.connect_api(3, versions=None)
+    notice = frames[2]
+    if sv < 194:
+        assert notice[:3] == ["4", "2", "-1"]
+        assert len(notice) == 6
+    else:
+        assert notice[:2] == ["4", "-1"]
+        assert notice[4:] == ["", str(int(CLOCK_AT.timestamp() * 1000))]
 
 
 def test_client_below_157_is_closed(sim: Simulator) -> None:

@@ -1,4 +1,8 @@
-"""IB's official ``ibapi`` 9.81.1 client against the simulator, over real sockets."""
+"""IB's official ``ibapi`` client against the simulator, over real sockets.
+
+Runs with whichever release is installed (9.81.1 to 10.51, see ``tests/ibapi_release.py``):
+each connects at the highest server version it and ibdata's simulator share.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import pytest
 
 from ibdata._probe import IbapiProbe, ProbeError, future, stock
 from ibdata.sim import Simulator
+from tests import ibapi_release as rel
 from tests.conftest import CLOCK_AT
 
 
@@ -22,9 +27,10 @@ def ib(sim: Simulator) -> Iterator[IbapiProbe]:
         yield probe
 
 
-def test_handshake_negotiates_157_and_sends_startup_burst(ib: IbapiProbe) -> None:
-    """ibapi 9.81.1 gets server version 157, the account list and TWS's farm notices."""
-    assert ib.server_version == 157
+def test_handshake_negotiates_and_sends_startup_burst(ib: IbapiProbe) -> None:
+    """ibapi gets its own highest server version (157 for 9.81.1, 176 for 10.19, 187 for
+    10.30, 200 for 10.37+, the simulator's maximum), the account list and the notices."""
+    assert ib.server_version == min(rel.MAX_CLIENT_VERSION, 200)
     assert ib.wrapper.accounts == "DU1234567"
     assert ib.wrapper.next_id == 1
     codes = [code for _, code, _ in ib.wrapper.notices]
@@ -101,26 +107,40 @@ def test_unknown_symbol_is_200(ib: IbapiProbe) -> None:
 
 
 def test_daily_bars_use_session_dates(ib: IbapiProbe) -> None:
-    """One week of daily AAPL bars: yyyymmdd dates, integer volumes, OHLC consistent."""
+    """One week of daily AAPL bars: yyyymmdd dates, whole volumes, OHLC consistent (ibapi
+    9.81 decodes the volume as int, 10.x as Decimal, the WAP as ``average`` or ``wap``)."""
     bars, start, end = ib.historical_data(stock("AAPL"), duration="1 W", bar_size="1 day")
     assert 4 <= len(bars) <= 6
     for b in bars:
         assert re.fullmatch(r"\d{8}", b.date)
         assert dt.date(int(b.date[:4]), int(b.date[4:6]), int(b.date[6:])).weekday() < 5
         assert b.low <= min(b.open, b.close) <= max(b.open, b.close) <= b.high
-        assert isinstance(b.volume, int)
+        assert isinstance(rel.number(b.volume), int)
         assert b.volume > 0
-        assert b.low <= b.average <= b.high
+        assert b.low <= rel.number(rel.wap(b)) <= b.high
     assert start < end
 
 
-def test_intraday_bars_use_two_space_form_at_157(ib: IbapiProbe) -> None:
-    """At server version 157 intraday bar dates are ``yyyymmdd  hh:mm:ss`` (two spaces)."""
-    bars, start, end = ib.historical_data(stock("AAPL"), duration="3600 S", bar_size="5 mins")
+@pytest.mark.parametrize("sv", rel.versions([157, 173, 174, 196]))
+def test_intraday_bar_date_form_follows_the_server_version(
+    sv: int, sim_factory: Callable[..., Simulator]
+) -> None:
+    """Below 174 intraday dates and the window are ``yyyymmdd  hh:mm:ss`` in the login
+    zone (two spaces); from 174 ``yyyymmdd hh:mm:ss <instrument zone>``; from 196 the
+    window arrives in historicalDataEnd (108), which every release delivers alike."""
+    sim = sim_factory(server_version=sv)
+    with IbapiProbe(sim.host, sim.port, client_id=7) as ib:
+        assert ib.server_version == sv
+        bars, start, end = ib.historical_data(stock("AAPL"), duration="3600 S", bar_size="5 mins")
     assert len(bars) == 12
-    assert all(re.fullmatch(r"\d{8}  \d\d:\d\d:\d\d", b.date) for b in bars)
-    assert re.fullmatch(r"\d{8}  \d\d:\d\d:\d\d", start)
-    assert end == "20250312  15:00:00"  # login zone UTC, the simulator's clock
+    if sv < 174:
+        assert all(re.fullmatch(r"\d{8}  \d\d:\d\d:\d\d", b.date) for b in bars)
+        assert re.fullmatch(r"\d{8}  \d\d:\d\d:\d\d", start)
+        assert end == "20250312  15:00:00"  # login zone UTC, the simulator's clock
+    else:
+        assert all(re.fullmatch(r"\d{8} \d\d:\d\d:\d\d US/Eastern", b.date) for b in bars)
+        assert bars[-1].date == "20250312 10:55:00 US/Eastern"
+        assert end == "20250312 11:00:00 US/Eastern"
 
 
 def test_epoch_dates_with_format_date_2(ib: IbapiProbe) -> None:
@@ -246,15 +266,20 @@ def test_weekend_window_has_no_data(ib: IbapiProbe) -> None:
     assert err.value.text.endswith("HMDS query returned no data: AAPL@SMART Trades")
 
 
-def test_burst_of_exactly_4096_bytes_reaches_ibapi(sim: Simulator, ib: IbapiProbe) -> None:
-    """A burst whose size is a multiple of 4096 followed by silence is not lost by ibapi."""
+def test_burst_of_exactly_4096_bytes_reaches_ibapi(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """A burst whose size is a multiple of 4096 followed by silence is not lost by ibapi
+    (at 157, whose five-field error every release reads)."""
+    sim = sim_factory(server_version=157)
     text = "x" * 495  # 4+2+2+3+5+495+1 = 512 bytes a frame, 8 frames = 4096 bytes
     frame = b"4\x002\x00-1\x002104\x00" + text.encode() + b"\x00"
     burst = b"".join(len(frame).to_bytes(4, "big") + frame for _ in range(8))
     assert len(burst) == 4096
-    before = len(ib.wrapper.notices)
-    assert sim.send_raw(burst) == 1
-    deadline = time.monotonic() + 3  # ibapi's reader waits 1 s before it would discard
-    while len(ib.wrapper.notices) < before + 8 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert [n[2] for n in ib.wrapper.notices[before:]] == [text] * 8
+    with IbapiProbe(sim.host, sim.port, client_id=7) as ib:
+        before = len(ib.wrapper.notices)
+        assert sim.send_raw(burst) == 1
+        deadline = time.monotonic() + 3  # ibapi's reader waits 1 s before it would discard
+        while len(ib.wrapper.notices) < before + 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [n[2] for n in ib.wrapper.notices[before:]] == [text] * 8

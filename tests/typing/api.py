@@ -55,6 +55,18 @@ def use_client(sim: Simulator) -> None:
         pass
 
 
+def use_ibapi_release() -> None:
+    """The installed ibapi release, as ``ibdata --version`` reports it."""
+    found: ibdata.IbapiRelease = ibdata.ibapi_release()
+    version: str = found.version
+    top: int = found.max_server_version
+    owner: str | None = found.distribution
+    others: tuple[str, ...] = found.other_distributions
+    mixed: bool = found.mixed
+    line: str = found.describe()
+    del version, top, owner, others, mixed, line
+
+
 def use_cache(path: str) -> None:
     """The cache on its own and through a client."""
     with ibdata.BarCache(path) as cache:
