@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -209,3 +211,48 @@ def test_client_negotiates_the_smaller_of_its_offer_and_the_servers(
     sim = sim_factory(server_version=200)
     with ibdata.Client(sim.host, sim.port) as ib:
         assert ib.health().server_version == rel.OFFERED
+
+
+# ---------------------------------------------------------------- no release, a broken one
+
+
+def _import_ibdata(tmp_path: Path, prelude: str) -> subprocess.CompletedProcess[str]:
+    code = f"{prelude}\nimport ibdata\n"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
+def test_without_ibapi_import_says_how_to_install_one(tmp_path: Path) -> None:
+    """With no ibapi importable, ``import ibdata`` raises ImportError naming the extras."""
+    prelude = (
+        "import sys, importlib.abc\n"
+        "class NoIbapi(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'ibapi' or name.startswith('ibapi.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoIbapi())"
+    )
+    done = _import_ibdata(tmp_path, prelude)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: ibdata needs IB's Python client 'ibapi'")
+    assert "pip install 'ibdata[ibapi]'" in last
+    assert "pip install 'ibdata[ibapi-latest]'" in last
+
+
+def test_an_ibapi_folder_left_empty_by_an_uninstall_is_named(tmp_path: Path) -> None:
+    """Uninstalling one of two packages that shared the ibapi folder leaves it without its
+    files; ``import ibdata`` then says so and how to repair it."""
+    (tmp_path / "ibapi").mkdir()  # what is left: the package, without its decoder
+    (tmp_path / "ibapi" / "__init__.py").write_text('VERSION = {"major": 1051, "minor": 1}\n')
+    done = _import_ibdata(tmp_path, f"import sys\nsys.path.insert(0, {str(tmp_path)!r})")
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: the installed 'ibapi' is incomplete")
+    assert "Uninstall every release" in last

@@ -37,20 +37,29 @@ from typing import Any
 
 import attrs
 
+_INSTALL = (
+    "Install PyPI's release with  pip install 'ibdata[ibapi]'  or IB's current one with  "
+    "pip install 'ibdata[ibapi-latest]'  (or pip install the 'pythonclient' folder of IB's "
+    "API download); see ibdata's 'Connecting' guide, section 'IB's Python client'."
+)
+
 try:
     import ibapi
     from ibapi import decoder as _decoder
     from ibapi import server_versions as _server_versions
     from ibapi import wrapper as _wrapper
-except ModuleNotFoundError as exc:  # pragma: no cover - exercised in a venv without ibapi
+except ModuleNotFoundError as exc:
     if exc.name != "ibapi":
         raise
     raise ImportError(
-        "ibdata needs IB's Python client 'ibapi', which is not installed. Install PyPI's "
-        "release with  pip install 'ibdata[ibapi]'  or IB's current one with  "
-        "pip install 'ibdata[ibapi-latest]'  (or pip install the 'pythonclient' folder of "
-        "IB's API download); see ibdata's 'Connecting' guide."
+        f"ibdata needs IB's Python client 'ibapi', which is not installed. {_INSTALL}"
     ) from None
+except ImportError as exc:  # e.g. files removed by uninstalling a second package
+    raise ImportError(
+        f"the installed 'ibapi' is incomplete ({exc}): two packages installed it and one "
+        f"was removed, or it was damaged. Uninstall every release (pip uninstall ibapi "
+        f"ibapi-latest ibapi-stable nautilus-ibapi), then install one. {_INSTALL}"
+    ) from exc
 
 #: The highest server version ibdata negotiates: the last one whose messages are all text.
 #: From 201 TWS sends binary message ids and protobuf, which ibdata's reader does not decode.
