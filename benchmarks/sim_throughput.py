@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import inspect
 import socket
 import statistics
 import struct
@@ -44,6 +45,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ibdata import ibapi_release
 from ibdata.sim import FixedClock, Simulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ holds _common.py
@@ -65,6 +67,8 @@ QUICK_REPEAT = 1
 #: Server versions: the highest the simulator offers (ib_async takes it) and ibapi 9.81.1's.
 SV_IB_ASYNC = 178
 SV_IBAPI = 157
+#: The installed ibapi release, as its rows are labelled (9.81.1 in the project's venv).
+IBAPI = ibapi_release().version
 
 _LEN = struct.Struct(">I")
 _SOCKET_TIMEOUT = 120.0
@@ -308,7 +312,11 @@ def measure(duration: str, repeat: int) -> tuple[list[Row], dict[str, Any]]:
             return AsyncDecoder(sink, SV_IB_ASYNC).interpret
 
         def ibapi_interpret(sink: Any) -> Callable[[Sequence[Any]], None]:
-            return IbapiDecoder(sink, SV_IBAPI).interpret  # type: ignore[no-any-return]
+            interpret = IbapiDecoder(sink, SV_IBAPI).interpret
+            if "msgId" not in inspect.signature(interpret).parameters:
+                return interpret  # type: ignore[no-any-return]
+            # 10.37+: the fields after the message id, and the id (as its EClient.run does)
+            return lambda fields: interpret(tuple(fields[1:]), int(fields[0]))
 
         sim178 = f"simulator, sv {SV_IB_ASYNC}: request → complete frame"
         sim157 = f"simulator, sv {SV_IBAPI}: request → complete frame"
@@ -344,7 +352,7 @@ def measure(duration: str, repeat: int) -> tuple[list[Row], dict[str, Any]]:
             ),
             Row(sim157, bars, None, serve(legacy, frame157)),
             Row(
-                "ibapi 9.81.1: comm.read_fields",
+                f"ibapi {IBAPI}: comm.read_fields",
                 bars,
                 sim157,
                 _decode_run(
@@ -353,7 +361,7 @@ def measure(duration: str, repeat: int) -> tuple[list[Row], dict[str, Any]]:
                 ),
             ),
             Row(
-                "ibapi 9.81.1: Decoder.interpret",
+                f"ibapi {IBAPI}: Decoder.interpret",
                 bars,
                 sim157,
                 _decode_run(
@@ -362,7 +370,7 @@ def measure(duration: str, repeat: int) -> tuple[list[Row], dict[str, Any]]:
                 ),
             ),
             Row(
-                "ibapi 9.81.1: read_fields + interpret",
+                f"ibapi {IBAPI}: read_fields + interpret",
                 bars,
                 sim157,
                 _decode_run(

@@ -15,6 +15,7 @@ from typing import Any
 
 import ibapi
 import ibapi.comm
+import ibapi.contract
 import ibapi.decoder
 import ibapi.server_versions
 import ibapi.wrapper
@@ -31,6 +32,12 @@ OFFERED = min(MAX_CLIENT_VERSION, 200)
 INTERPRET_TAKES_ID = "msgId" in inspect.signature(ibapi.decoder.Decoder.interpret).parameters
 #: From 10.37 ``EWrapper.error`` gets the error's time before its code.
 ERROR_HAS_TIME = "errorTime" in inspect.signature(ibapi.wrapper.EWrapper.error).parameters
+#: From 10.30 ``Contract`` has ``lastTradeDate``, which contractData carries from server
+#: version 182.
+HAS_LAST_TRADE_DATE = hasattr(ibapi.contract.Contract(), "lastTradeDate")
+#: From 10.37 the decoder reads historicalDataEnd (108) and currentTimeInMillis (109), the
+#: messages of server versions 196 and 197.
+DECODES_108_AND_109 = {108, 109} <= set(ibapi.decoder.Decoder.msgId2handleInfo)
 
 
 def versions(candidates: list[int]) -> list[int]:

@@ -183,7 +183,9 @@ def parse_contract_data(fields: list[bytes], server_version: int) -> tuple[int, 
     """Parse contractData (10) for server versions 157-200 straight into ContractDetails.
 
     The same result as ibapi's decoder followed by :func:`contract_details`, without
-    building ibapi's objects. Layouts: 157-162; 163 adds sizeMinTick; from 164 no version
+    building ibapi's objects, with one exception: at server version 163 the sizeMinTick
+    field, which ibapi discards, is kept as ``suggested_size_increment`` (as ``ib_async``
+    does). Layouts: 157-162; 163 adds sizeMinTick; from 164 no version
     field and no mdSizeMultiplier, but minSize, sizeIncrement and suggestedSizeIncrement;
     from 179 a FUND carries 17 fund fields after them; from 182 lastTradeDate follows
     lastTradeDateOrContractMonth; from 186 a count of ineligibility reasons (id,

@@ -45,6 +45,14 @@ GOOD_BARS = [
 
 
 @pytest.fixture
+def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
+    """The simulator at server version 157: the hand-made frames below are in its layouts
+    (5-field errors, a window in historicalData), which every ibapi release negotiates down
+    to and reads."""
+    return sim_factory(server_version=157)
+
+
+@pytest.fixture
 def client(sim: Simulator) -> Iterator[Client]:
     """A connected client that reconnects within a tenth of a second."""
     c = Client(

@@ -40,6 +40,13 @@ HANG_LIMIT = 10.0
 
 
 @pytest.fixture
+def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
+    """The simulator at server version 157, the layout of the hand-made notices below,
+    which every ibapi release negotiates down to and reads."""
+    return sim_factory(server_version=157)
+
+
+@pytest.fixture
 def client(sim: Simulator) -> Iterator[Client]:
     """A connected client with plenty of time per request."""
     c = Client(sim.host, sim.port, timeout=10, connect_timeout=5)
