@@ -9,10 +9,18 @@ covering exactly ``[start, end)``.
 
 Rules worth knowing:
 
-* Only final bars are cached: an intraday bar once its end has passed, a daily, weekly or
-  monthly bar once :data:`DAILY_FINAL_AFTER` has passed since its session date (futures
-  settlement prices can arrive hours after the close, and IB may revise the day's bar).
-* Daily and longer bars are placed in the range by their session date at 00:00 UTC.
+* Only final bars are cached: an intraday bar once its end has passed, a daily bar once
+  :data:`DAILY_FINAL_AFTER` has passed since its session date (futures settlement prices can
+  arrive hours after the close, and IB may revise the day's bar), a weekly or monthly bar
+  once its week or month is over and that much more has passed.
+* Daily and longer bars are placed in the range by their date at 00:00 UTC: a day's
+  session date; a week's or a month's last trading day (up to the request's end).
+* Whatever window IB answers (real TWS includes the bar that contains a request's start,
+  and may cut the last bar at its end), only complete bars are kept: intraday ranges are
+  fetched and cached on the bar grid of the instrument's zone, so no bar straddles a request
+  boundary; weekly and monthly bars are asked with an end after a week's or month's close
+  and a start a whole period before the range, and bars outside the range are dropped.
+  Coverage is recorded only for the time asked for.
 * Identical concurrent downloads share each IB request: the second caller waits for the
   first one's chunk instead of asking again.
 * The cache saves requests; it never costs a download. When it cannot be read or written
@@ -208,10 +216,12 @@ class HistoryEngine:
         if job.spec.sec_type is SecType.CONTFUT:
             return self._continuous(job, start, end, now)
         head = self.head(job)
-        lo = max(start.timestamp(), head if job.size.intraday else _day_floor(head))
-        hi = end.timestamp()
-        if lo >= hi:
+        want_lo = max(start.timestamp(), head if job.size.intraday else _day_floor(head))
+        want_hi = end.timestamp()
+        if want_lo >= want_hi:
             return self._bars(job, [], start, end)
+        # fetch and cache whole bars only: the range widened to the instrument's bar grid
+        lo, hi = _on_grid(want_lo, want_hi, job.size, job.details.time_zone_id)
         storing = _Storing(self._final_boundary(job.size, now), on=self.cache is not None)
         gaps, cached = [(lo, hi)], CachedBars.empty()
         if self.cache is not None:
@@ -246,6 +256,8 @@ class HistoryEngine:
             count += len(got.time)
             if progress is not None:
                 progress(done, total, count)
+        if (lo, hi) != (want_lo, want_hi):
+            pieces = [_select(p, want_lo, want_hi) for p in pieces]
         return self._bars(job, pieces, start, end)
 
     def _chunk(self, job: Job, chunk: _planner.Chunk, storing: _Storing) -> CachedBars:
@@ -275,11 +287,13 @@ class HistoryEngine:
         lo, hi = chunk.start.timestamp(), chunk.end.timestamp()
         if job.size.intraday:
             end_text, duration = chunk.end_date_time, chunk.duration
-        else:
+        elif job.size is BarSize.ONE_DAY:
             # Daily bars are placed by session date, but IB selects them by session start,
             # which can be the evening before: widen the request by a few days each side.
             end_text = _convert.end_date_time(chunk.end + dt.timedelta(days=3))
             duration = _widen_by_a_week(chunk.duration)
+        else:
+            end_text, duration = _period_request(chunk, job.size, dt.datetime.now(UTC))
         try:
             got = _to_cached(self._client._request_bars(job, end_text, duration), job.size)
         except NoDataError:  # nothing in this window (a weekend, a holiday): an empty chunk
@@ -298,7 +312,12 @@ class HistoryEngine:
         """Bars (by their time) before this epoch second are final."""
         if size.intraday:
             return now.timestamp() - size.seconds
-        return _day_floor((now - DAILY_FINAL_AFTER).timestamp())
+        settled = _day_floor((now - DAILY_FINAL_AFTER).timestamp())
+        if size is BarSize.ONE_DAY:
+            return settled
+        # a week's or month's bar is dated by its last trading day so far: none dated in
+        # the current period is final, however old that day is
+        return min(settled, _period_start(now, size).timestamp())
 
     def _continuous(self, job: Job, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> Bars:
         """A continuous future takes no end date (IB error 10339): one request up to now."""
@@ -367,6 +386,57 @@ LONG_BAR_SPANS = {
     BarSize.ONE_WEEK: "50 W",
     BarSize.ONE_MONTH: "50 W",
 }
+
+
+def _on_grid(lo: float, hi: float, size: BarSize, time_zone: str) -> tuple[float, float]:
+    """``[lo, hi)`` widened to whole bars: intraday bars sit on a grid of their size in the
+    instrument's zone (a 1-hour bar starts on the hour of its exchange's clock); daily and
+    longer bars are placed by date and need nothing."""
+    if not size.intraday:
+        return lo, hi
+    step = size.seconds
+    tz = _convert.zone(time_zone) if time_zone else UTC
+
+    def floor(t: float) -> float:
+        offset = dt.datetime.fromtimestamp(t, tz).utcoffset()
+        off = offset.total_seconds() if offset is not None else 0.0
+        return t - (t + off) % step
+
+    start = floor(lo)
+    end = floor(hi)
+    return start, end if end == hi else end + step
+
+
+def _period_start(t: dt.datetime, size: BarSize) -> dt.datetime:
+    """00:00 UTC of the first day of the week (Monday) or month that holds ``t``."""
+    day = t.astimezone(UTC).date()
+    first = day.replace(day=1) if size is BarSize.ONE_MONTH else day - dt.timedelta(day.weekday())
+    return dt.datetime(first.year, first.month, first.day, tzinfo=UTC)
+
+
+def _period_request(chunk: _planner.Chunk, size: BarSize, now: dt.datetime) -> tuple[str, str]:
+    """End and duration of a request for the weekly or monthly bars dated in ``chunk``.
+
+    IB dates such a bar by its last trading day up to the request's end and cuts it there,
+    and includes the bar that holds the request's start: so the request ends after the
+    close of the week (Saturday 12:00 UTC, before any Sunday-evening session) or month (the
+    1st, 12:00 UTC) of the chunk's last day, or now, and starts a whole period before the
+    chunk; bars dated outside the chunk are dropped. The duration is in years, which IB
+    accepts for these bar sizes.
+    """
+    last = (chunk.end - dt.timedelta(seconds=1)).astimezone(UTC).date()
+    if size is BarSize.ONE_MONTH:
+        following = dt.date(last.year + last.month // 12, last.month % 12 + 1, 1)
+    else:
+        following = last + dt.timedelta(days=5 - last.weekday() if last.weekday() < 5 else 7)
+    end = dt.datetime(following.year, following.month, following.day, 12, tzinfo=UTC)
+    start = chunk.start - dt.timedelta(days=40 if size is BarSize.ONE_MONTH else 10)
+    if end >= now:
+        end_text, until = "", now
+    else:
+        end_text, until = _convert.end_date_time(end), end
+    years = max(1, math.ceil((until - start).total_seconds() / (365 * _DAY)))
+    return end_text, f"{years} Y"
 
 
 def _widen_by_a_week(duration: str) -> str:
