@@ -39,16 +39,41 @@ def test_handshake_negotiates_and_sends_startup_burst(ib: IbapiProbe) -> None:
     assert 2158 in codes
 
 
-def test_gateway_flavour_sends_inactive_farm_notices(
+def test_gateway_flavour_sends_real_gateway_notices(
     sim_factory: Callable[..., Simulator],
 ) -> None:
-    """With gateway=True the start-up notices are IB Gateway's 2107/2108, not 2104/2106."""
+    """With gateway=True the start-up notices are those of every real IB Gateway capture:
+    2104 usfarm, 2107 ushmds dormant, 2158 secdefil (never TWS's 2106 at start-up)."""
     sim = sim_factory(gateway=True)
     with IbapiProbe(sim.host, sim.port, client_id=1) as ib:
-        ib.head_timestamp(stock("AAPL"))  # a round trip, so every notice has arrived
-        codes = {code for _, code, _ in ib.wrapper.notices}
-    assert {2107, 2108, 2158} <= codes
-    assert not codes & {2104, 2106}
+        ib.contract_details(stock("AAPL"))  # a round trip, so every notice has arrived
+        notices = [(code, text) for _, code, text in ib.wrapper.notices]
+    assert notices == [
+        (2104, "Market data farm connection is OK:usfarm"),
+        (2107, "HMDS data farm connection is inactive but should be available upon demand.ushmds"),
+        (2158, "Sec-def data farm connection is OK:secdefil"),
+    ]
+
+
+def test_gateway_connects_a_historical_farm_on_first_use(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """An IB Gateway reports a historical farm connected (2106) when it is first used, once;
+    a later session is told at start-up that it is OK (2104 + 2106 + 2158)."""
+    sim = sim_factory(gateway=True)
+    with IbapiProbe(sim.host, sim.port, client_id=1) as ib:
+        ib.head_timestamp(stock("AAPL"))
+        ib.historical_data(future("GBL", "EUREX", "EUR", sec_type="CONTFUT"), bar_size="1 day")
+        ib.head_timestamp(stock("MSFT"))
+        woken = [text for _, code, text in ib.wrapper.notices if code == 2106]
+    assert woken == [
+        "HMDS data farm connection is OK:ushmds",
+        "HMDS data farm connection is OK:euhmds",
+    ]
+    with IbapiProbe(sim.host, sim.port, client_id=2) as later:
+        later.contract_details(stock("AAPL"))
+        codes = [code for _, code, _ in later.wrapper.notices]
+    assert codes == [2104, 2106, 2106, 2158]
 
 
 def test_aapl_contract_details(ib: IbapiProbe) -> None:

@@ -83,11 +83,28 @@ TWS_FARMS: tuple[tuple[int, str], ...] = (
     (2106, "HMDS data farm connection is OK:euhmds"),
     (2158, "Sec-def data farm connection is OK:secdefil"),
 )
+#: IB Gateway's start-up notices, as in every real IB Gateway capture: the market-data farm
+#: OK (2104), the historical farm dormant until used (2107), the sec-def farm OK (2158).
 GATEWAY_FARMS: tuple[tuple[int, str], ...] = (
-    (2108, "Market data farm connection is inactive but should be available upon demand.usfarm"),
+    (2104, "Market data farm connection is OK:usfarm"),
     (2107, "HMDS data farm connection is inactive but should be available upon demand.ushmds"),
     (2158, "Sec-def data farm connection is OK:secdefil"),
 )
+#: What an IB Gateway says when a historical farm connects on first use (⚠ inferred: real
+#: IB Gateway sessions started after one list these farms as 2106, "OK").
+TEXT_HMDS_OK = "HMDS data farm connection is OK:"
+
+
+def hmds_farm(contract: SimContract) -> str:
+    """The historical-data farm of a contract: cashhmds (FX), euhmds (European markets) or
+    ushmds (the rest)."""
+    if contract.sec_type == "CASH":
+        return "cashhmds"
+    if contract.currency in ("EUR", "GBP", "CHF") or contract.exchange in ("EUREX", "ICEEU"):
+        return "euhmds"
+    return "ushmds"
+
+
 BROKEN_FARMS: tuple[tuple[int, str], ...] = (
     (2103, "Market data farm connection is broken:usfarm"),
     (2105, "HMDS data farm connection is broken:ushmds"),
@@ -151,8 +168,9 @@ class Simulator:
         server_version: highest server version offered (157-200: 200 is the last one
             whose messages are all text); each client gets ``min(its maximum,
             server_version)``.
-        gateway: send IB Gateway's start-up farm notices (2107/2108) instead of TWS's
-            (2104/2106).
+        gateway: behave like IB Gateway: its start-up notices (2104, 2107 ushmds dormant,
+            2158) instead of TWS's, and a historical farm reported connected (2106) on its
+            first use; later sessions get 2106 for the farms already in use.
         latency: seconds added before every response (see :meth:`set_latency`).
         pacing: IB's historical-data pacing rules to enforce, or None to enforce none
             (see :meth:`set_pacing`).
@@ -244,6 +262,7 @@ class Simulator:
         self._scheduler = _Scheduler()
         self._subs: dict[tuple[int, int], _Subscription] = {}
         self._bar_cache = _ByteLRU(bar_cache_bytes)
+        self._hmds_active: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -530,6 +549,30 @@ class Simulator:
             for code, text in notices:
                 s.send(s.error_frame(-1, code, text), delay=0.0)
 
+    def gateway_notices(self) -> list[tuple[int, str]]:
+        """IB Gateway's start-up notices: 2107 for ushmds until a session used it, then
+        2106 for every historical farm in use."""
+        with self._lock:
+            active = sorted(self._hmds_active)
+        if not active:
+            return list(GATEWAY_FARMS)
+        return [
+            GATEWAY_FARMS[0],
+            *((2106, TEXT_HMDS_OK + farm) for farm in active),
+            GATEWAY_FARMS[-1],
+        ]
+
+    def _wake_hmds(self, s: _Session, contract: SimContract) -> None:
+        """An IB Gateway connects a historical farm on its first use and says so (2106)."""
+        if not self.gateway:
+            return
+        farm = hmds_farm(contract)
+        with self._lock:
+            new = farm not in self._hmds_active
+            self._hmds_active.add(farm)
+        if new:
+            s.error(-1, 2106, TEXT_HMDS_OK + farm)
+
     # ------------------------------------------------------------------ open slots
     def _open_slot(self, s: _Session, key: tuple[int, int]) -> bool:
         """Take one of the open-historical-request slots (50 under IB's rules); answers
@@ -681,6 +724,7 @@ class Simulator:
             return
         if not self._open_slot(s, key):
             return
+        self._wake_hmds(s, contract)
         for code, text in plan.warnings:
             s.error(req.req_id, code, text)
         count, body = self._bar_body(s, contract, req, plan.start, plan.end)
@@ -829,6 +873,7 @@ class Simulator:
             return
         if not self._open_slot(s, key):
             return
+        self._wake_hmds(s, contract)
         s.send_many([m.head_timestamp_fields(req.req_id, text)], key=key)
 
     def _handle_cancel_head_timestamp(self, s: _Session, fields: list[str]) -> None:
@@ -1181,7 +1226,7 @@ class _Session:
             return
         if sim._deaf:
             return
-        farms = GATEWAY_FARMS if sim.gateway else TWS_FARMS
+        farms = sim.gateway_notices() if sim.gateway else TWS_FARMS
         frames: list[list[Field]] = [
             m.managed_accounts_fields(sim.accounts),
             m.next_valid_id_fields(self._next_id),
