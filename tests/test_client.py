@@ -125,7 +125,7 @@ def test_contract_details_of_a_stock(client: Client) -> None:
     """AAPL resolves to IB's real identifiers with parsed trading sessions."""
     (d,) = client.get_contract_details("AAPL")
     assert d.contract.con_id == 265598
-    assert d.contract.primary_exchange == "ISLAND"
+    assert d.contract.primary_exchange == "NASDAQ"
     assert d.long_name == "APPLE INC"
     assert d.time_zone_id == "US/Eastern"
     assert d.min_tick == 0.01

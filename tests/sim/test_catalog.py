@@ -149,7 +149,7 @@ def test_aapl_matches_ib_contract_details(catalog: Catalog) -> None:
         "SMART",
         "USD",
     )
-    assert aapl.primary_exchange == "ISLAND"
+    assert aapl.primary_exchange == "NASDAQ"  # every real capture 2022-2026
     assert (aapl.local_symbol, aapl.trading_class, aapl.market_name) == ("AAPL", "NMS", "NMS")
     assert aapl.min_tick == 0.01
     assert aapl.price_magnifier == 1
@@ -161,7 +161,7 @@ def test_aapl_matches_ib_contract_details(catalog: Catalog) -> None:
     )
     assert aapl.time_zone_id == "US/Eastern"
     assert aapl.valid_exchanges == (
-        "SMART,AMEX,NYSE,CBOE,PHLX,ISE,CHX,ARCA,ISLAND,DRCTEDGE,BEX,BATS,EDGEA,BYX,IEX,EDGX,"
+        "SMART,AMEX,NYSE,CBOE,PHLX,ISE,CHX,ARCA,NASDAQ,DRCTEDGE,BEX,BATS,EDGEA,BYX,IEX,EDGX,"
         "FOXRIVER,PEARL,NYSENAT,LTSE,MEMX,IBEOS,OVERNIGHT,TPLUS0,PSX,T24X"
     )
     assert aapl.market_rule_ids == ",".join(["26"] * 26)
@@ -196,7 +196,7 @@ def test_aapl_trading_hours_text(catalog: Catalog) -> None:
 @pytest.mark.parametrize(
     ("con_id", "symbol", "sec_type", "exchange", "primary", "isin", "stock_type"),
     [
-        (272093, "MSFT", "STK", "SMART", "ISLAND", "US5949181045", "COMMON"),
+        (272093, "MSFT", "STK", "SMART", "NASDAQ", "US5949181045", "COMMON"),
         (756733, "SPY", "STK", "SMART", "ARCA", "US78462F1030", "ETF"),
         (416904, "SPX", "IND", "CBOE", "", None, ""),
         (12087792, "EUR", "CASH", "IDEALPRO", "", None, ""),
@@ -478,9 +478,9 @@ def test_lookup_by_con_id(catalog: Catalog) -> None:
 
 def test_con_id_with_a_valid_exchange(catalog: Catalog) -> None:
     """A conId asked on one of its valid exchanges comes back on that exchange."""
-    (on_island,) = catalog.lookup(ContractQuery(con_id=265598, exchange="ISLAND"), TODAY)
-    assert on_island.exchange == "ISLAND"
-    assert on_island.primary_exchange == "ISLAND"
+    (on_nasdaq,) = catalog.lookup(ContractQuery(con_id=265598, exchange="NASDAQ"), TODAY)
+    assert on_nasdaq.exchange == "NASDAQ"
+    assert on_nasdaq.primary_exchange == "NASDAQ"
     assert (
         error_of(catalog.lookup, ContractQuery(con_id=265598, exchange="EUREX"), TODAY).code == 200
     )
@@ -502,23 +502,25 @@ def test_stock_lookup_and_aliases(catalog: Catalog) -> None:
     """SMART finds SMART stocks; NASDAQ and ISLAND name the same primary exchange; ISIN works."""
     query = ContractQuery(symbol="AAPL", sec_type="STK", exchange="SMART", currency="USD")
     assert catalog.resolve(query, TODAY).con_id == 265598
-    nasdaq = attrs.evolve(query, primary_exchange="NASDAQ")
-    assert catalog.resolve(nasdaq, TODAY).con_id == 265598
+    for name in ("NASDAQ", "ISLAND"):
+        named = attrs.evolve(query, primary_exchange=name)
+        assert catalog.resolve(named, TODAY).con_id == 265598
     by_isin = ContractQuery(sec_id_type="ISIN", sec_id="US5949181045", exchange="SMART")
     assert catalog.resolve(by_isin, TODAY).symbol == "MSFT"
     assert error_of(catalog.lookup, attrs.evolve(query, exchange="EUREX"), TODAY).code == 200
 
 
 def test_nasdaq_name_setting() -> None:
-    """Catalog.default can report NASDAQ instead of ISLAND for NASDAQ stocks."""
-    cat = Catalog.default(TODAY, nasdaq_name="NASDAQ")
+    """Catalog.default reports NASDAQ for NASDAQ stocks, or ISLAND (TWS's compatibility
+    mode) when asked; queries may use either name."""
+    cat = Catalog.default(TODAY, nasdaq_name="ISLAND")
     msft = cat.by_con_id(272093)
     assert msft is not None
-    assert msft.primary_exchange == "NASDAQ"
-    assert "NASDAQ" in msft.valid_exchanges.split(",")
-    assert "ISLAND" not in msft.valid_exchanges.split(",")
+    assert msft.primary_exchange == "ISLAND"
+    assert "ISLAND" in msft.valid_exchanges.split(",")
+    assert "NASDAQ" not in msft.valid_exchanges.split(",")
     query = ContractQuery(
-        symbol="MSFT", sec_type="STK", exchange="SMART", primary_exchange="ISLAND"
+        symbol="MSFT", sec_type="STK", exchange="SMART", primary_exchange="NASDAQ"
     )
     assert cat.resolve(query, TODAY).con_id == 272093
     with pytest.raises(ValueError, match="nasdaq_name"):

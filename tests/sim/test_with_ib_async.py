@@ -132,7 +132,7 @@ def test_server_versions(
     (d,) = ib.reqContractDetails(AAPL)
     assert d.contract is not None
     assert d.contract.conId == 265598
-    assert d.contract.primaryExchange == "ISLAND"
+    assert d.contract.primaryExchange == "NASDAQ"
     assert d.minTick == 0.01
     assert d.timeZoneId == "US/Eastern"
     assert [(t.tag, t.value) for t in d.secIdList or []] == [("ISIN", "US0378331005")]

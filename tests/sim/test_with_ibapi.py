@@ -80,7 +80,7 @@ def test_aapl_contract_details(ib: IbapiProbe) -> None:
     """AAPL on SMART comes back as one contract with IB's real identifiers."""
     (d,) = ib.contract_details(stock("AAPL"))
     assert d.contract.conId == 265598
-    assert d.contract.primaryExchange == "ISLAND"
+    assert d.contract.primaryExchange == "NASDAQ"
     assert d.contract.tradingClass == "NMS"
     assert d.longName == "APPLE INC"
     assert d.timeZoneId == "US/Eastern"

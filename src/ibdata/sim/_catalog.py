@@ -578,7 +578,7 @@ class Catalog:
             self._ensure_chains(_as_date(today))
 
     @classmethod
-    def default(cls, today: dt.date, *, nasdaq_name: str = "ISLAND") -> Catalog:
+    def default(cls, today: dt.date, *, nasdaq_name: str = "NASDAQ") -> Catalog:
         """The simulator's standard catalog, with futures chains generated around ``today``.
 
         Loads ``catalog.json`` (package data). See the module docs for the instruments.
@@ -586,9 +586,10 @@ class Catalog:
         Args:
             today: The simulator's current date; chains cover two years back and one ahead.
             nasdaq_name: Name reported for NASDAQ in ``primary_exchange`` and
-                ``valid_exchanges`` of NASDAQ stocks: ``"ISLAND"`` (TWS 10.16+ in
-                compatibility mode, what current TWS sends) or ``"NASDAQ"`` (IB's announced
-                name). Queries may use either name.
+                ``valid_exchanges`` of NASDAQ stocks: ``"NASDAQ"`` (what every real capture
+                of 2022-2026 shows) or ``"ISLAND"`` (the older name, which TWS 10.16+ still
+                sends in its "Send ISLAND for US Stocks trading on NASDAQ" compatibility
+                mode). Queries may use either name.
 
         Raises:
             ValueError: ``nasdaq_name`` is neither ``"ISLAND"`` nor ``"NASDAQ"``.
@@ -596,8 +597,8 @@ class Catalog:
         if nasdaq_name not in _NASDAQ_ALIASES:
             raise ValueError(f"nasdaq_name must be 'ISLAND' or 'NASDAQ', got {nasdaq_name!r}")
         statics, products = _packaged_data()
-        if nasdaq_name != "ISLAND":
-            statics = tuple(_rename_island(c, nasdaq_name) for c in statics)
+        if nasdaq_name != "NASDAQ":
+            statics = tuple(_rename_nasdaq(c, nasdaq_name) for c in statics)
         return cls(statics, products=products, today=today)
 
     # --- contents ------------------------------------------------------------------------
@@ -904,7 +905,10 @@ class Catalog:
         return out
 
 
-def _rename_island(contract: SimContract, name: str) -> SimContract:
-    exchanges = ",".join(name if e == "ISLAND" else e for e in _exchanges_of(contract))
-    primary = name if contract.primary_exchange == "ISLAND" else contract.primary_exchange
+def _rename_nasdaq(contract: SimContract, name: str) -> SimContract:
+    """``contract`` with NASDAQ called ``name`` (ISLAND or NASDAQ) wherever it appears."""
+    exchanges = ",".join(name if e in _NASDAQ_ALIASES else e for e in _exchanges_of(contract))
+    primary = contract.primary_exchange
+    if primary in _NASDAQ_ALIASES:
+        primary = name
     return attrs.evolve(contract, primary_exchange=primary, valid_exchanges=exchanges)
