@@ -81,6 +81,29 @@ def test_sim_refuses_bad_options() -> None:
     assert "--latency" in out.stderr
 
 
+def test_sim_names_its_login_zone_as_asked() -> None:
+    """``--login-tz-names long`` makes the connection time carry Java's long zone name; a
+    zone the simulator has no long name for is refused with exit status 2."""
+    with running("ibdata", "sim", "--port", "0", "--login-tz", "Europe/London",
+                 "--login-tz-names", "long") as (proc, port):  # fmt: skip
+        with RawClient(port) as c:
+            reply = c.hello("v100..157")
+        assert reply[1].endswith((" Greenwich Mean Time", " British Summer Time")), reply
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+        assert proc.returncode == 0
+    out = subprocess.run(
+        [sys.executable, "-m", "ibdata", "sim", "--port", "0", "--login-tz", "Asia/Kathmandu",
+         "--login-tz-names", "long"],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "no Java long name for 'Asia/Kathmandu'" in out.stderr
+
+
 def test_demo_prints_bars_and_the_bund_front_month() -> None:
     """``ibdata demo`` fetches bars and a contract from an in-process simulator."""
     out = subprocess.run(

@@ -137,12 +137,13 @@ def _until(predicate: Callable[[], bool], timeout: float = 5) -> None:
 
 
 def test_health_is_200_with_the_older_fields_and_more(api: httpx.Client, client: Client) -> None:
-    """``GET /ib/health`` answers 200 with the older fields plus server version, accounts
-    and farms."""
+    """``GET /ib/health`` answers 200 with the older fields plus server version, login time
+    zone, accounts and farms."""
     r = api.get("/ib/health")
     assert r.status_code == 200
     body = r.json()
-    assert set(body) >= HEALTH_KEYS | {"server_version", "accounts", "farms"}
+    assert set(body) >= HEALTH_KEYS | {"server_version", "login_time_zone", "accounts", "farms"}
+    assert body["login_time_zone"] == {"name": "UTC", "zone": "Etc/UTC", "certainty": "exact"}
     assert body["status"] == "healthy"
     assert body["connected"] is body["ready"] is True
     assert body["client_id"] == client.client_id
@@ -372,7 +373,7 @@ def test_ambiguous_contract_is_400_with_candidates(api: httpx.Client) -> None:
         ("/ib/contract-details/ZZZZ", {}, 200),
         ("/ib/market-data/EURBBLF25", {}, None),
         ("/ib/contract-details/EURBBLF25", {}, None),
-        ("/ib/market-data/AAPL", {"duration": "3600 S", "endDateTime": "2025-03-09T12:00Z"}, 162),
+        ("/ib/market-data/AAPL", {"duration": "3600 S", "endDateTime": "1980-12-01T12:00Z"}, 162),
         ("/ib/nothing-here", {}, None),
     ],
 )

@@ -31,6 +31,7 @@ from ibdata.models import (
     ContractSpec,
     FarmState,
     Health,
+    LoginTimeZone,
     SecType,
     TradingSession,
     WhatToShow,
@@ -1064,6 +1065,7 @@ def health(**changes: Any) -> Health:
         "port": 7497,
         "client_id": 17,
         "server_version": 176,
+        "login_time_zone": LoginTimeZone("CST", "Asia/Shanghai", "offset"),
         "accounts": ("DU123456",),
         "farms": {"usfarm": FarmState.OK, "ushmds": "inactive"},
         "last_connectivity_event": ConnectivityEvent(
@@ -1086,6 +1088,7 @@ def test_health_to_dict_is_json_ready() -> None:
     assert d["connected_since"] == "2025-03-12T13:00:00.250000Z"
     assert d["farms"] == {"usfarm": "ok", "ushmds": "inactive"}
     assert d["accounts"] == ["DU123456"]
+    assert d["login_time_zone"] == {"name": "CST", "zone": "Asia/Shanghai", "certainty": "offset"}
     assert d["last_connectivity_event"] == {
         "code": 1102,
         "message": "Connectivity restored - data maintained.",
@@ -1105,9 +1108,11 @@ def test_health_to_dict_when_disconnected() -> None:
         farms={},
         last_connectivity_event=None,
         connected_since=None,
+        login_time_zone=None,
     ).to_dict()
     assert json.loads(json.dumps(d)) == d
     assert d["connected_since"] is None
+    assert d["login_time_zone"] is None
     assert d["last_connectivity_event"] is None
 
 
@@ -1121,6 +1126,18 @@ def test_health_validation() -> None:
         health(timestamp=dt.datetime(2025, 3, 12))
     with pytest.raises(ValueError, match=r"ConnectivityEvent\.time must be timezone-aware"):
         ConnectivityEvent(1100, "lost", dt.datetime(2025, 3, 12))
+
+
+def test_login_time_zone_is_a_checked_json_ready_record() -> None:
+    """A login zone record refuses an unknown certainty and serialises to plain values;
+    Health defaults it to None."""
+    unknown = LoginTimeZone("Foo Time", None, "unknown")
+    assert unknown.to_dict() == {"name": "Foo Time", "zone": None, "certainty": "unknown"}
+    with pytest.raises(ValueError, match=r"LoginTimeZone\.certainty must be one of"):
+        LoginTimeZone("CST", "America/Chicago", "likely")
+    fields = attrs.asdict(health(), recurse=False)
+    del fields["login_time_zone"]
+    assert Health(**fields).login_time_zone is None
 
 
 def test_health_is_immutable_and_hashable() -> None:

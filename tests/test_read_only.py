@@ -34,6 +34,7 @@ READ_ONLY_CALLS = {
     "connect",
     "disconnect",
     "reqContractDetails",
+    "reqCurrentTime",  # TWS's clock, when the login zone needs it
     "reqHeadTimeStamp",
     "reqHistoricalData",
     "run",  # uvicorn's Server.run shares the name of EClient's (read-only) message loop

@@ -450,6 +450,9 @@ class Client:
                 port=self.port,
                 client_id=self._last_client_id,
                 server_version=conn.server_version if conn is not None else None,
+                login_time_zone=(
+                    conn.login_tz.record if conn is not None and conn.conn_time else None
+                ),
                 accounts=conn.accounts if conn is not None else (),
                 farms=dict(conn.farms) if conn is not None else {},
                 last_connectivity_event=conn.last_event if conn is not None else None,
@@ -841,6 +844,8 @@ class Client:
         def cancel(client: Any, req_id: int) -> None:
             client.cancelHistoricalData(req_id)
 
+        asked_end = _convert.parse_ib_time(end_text, None) if end_text else None
+
         def send(conn: Connection, deadline: float) -> Bars:
             login_tz = conn.login_tz
 
@@ -861,6 +866,7 @@ class Client:
                     use_rth=rth,
                     time_zone=details.time_zone_id,
                     login_tz=login_tz,
+                    asked_end=asked_end,
                 )
 
             p = conn.request(BARS, send_req, build=build, cancel=cancel)

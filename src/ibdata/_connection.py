@@ -24,7 +24,6 @@ import contextlib
 import datetime as dt
 import logging
 import queue
-import re
 import socket
 import struct
 import threading
@@ -35,7 +34,7 @@ from typing import Any
 from ibapi import decoder as ib_decoder
 from ibapi.client import EClient
 
-from ibdata import _convert, _ibapi
+from ibdata import _convert, _ibapi, _zones
 from ibdata._requests import BARS, Pending, RequestTable
 from ibdata._wrapper import Wrapper
 from ibdata.exceptions import (
@@ -189,43 +188,9 @@ def _farm_name(text: str) -> str:
     return text.strip()
 
 
-_ZONE_ABBREVIATIONS = {
-    "UTC": "UTC",
-    "GMT": "UTC",
-    "EST": "America/New_York",
-    "EDT": "America/New_York",
-    "CST": "America/Chicago",
-    "CDT": "America/Chicago",
-    "MST": "America/Denver",
-    "MDT": "America/Denver",
-    "PST": "America/Los_Angeles",
-    "PDT": "America/Los_Angeles",
-    "CET": "Europe/Berlin",
-    "CEST": "Europe/Berlin",
-    "MET": "MET",
-    "BST": "Europe/London",
-    "JST": "Asia/Tokyo",
-    "HKT": "Asia/Hong_Kong",
-}
-
-
-def login_zone(conn_time: str) -> str | None:
-    """The IANA zone of TWS's login, from the connection time (``… 15:00:00 EST``).
-
-    TWS names the zone as its host does (``EST``, ``British Summer Time``, ``Eastern
-    Standard Time``); common abbreviations and IANA names are recognised, others give None.
-    """
-    m = re.fullmatch(r"\d{8} \d\d:\d\d:\d\d (.+)", conn_time.strip())
-    if m is None:
-        return None
-    name = m.group(1).strip()
-    if name in _ZONE_ABBREVIATIONS:
-        return _ZONE_ABBREVIATIONS[name]
-    try:
-        _convert.zone(name)
-    except ValueError:
-        return None
-    return name
+#: How long a new session waits, once ready, for TWS's current time when its login zone
+#: needs TWS's clock (the client's disagrees with the connection time).
+TWS_CLOCK_GRACE = 1.0
 
 
 class Connection:
@@ -248,7 +213,11 @@ class Connection:
         self.table = RequestTable()
         self.server_version: int | None = None
         self.conn_time = ""
-        self.login_tz: str | None = None
+        #: The login zone, for times TWS gives in it; made when the handshake completes.
+        self.login_tz = _zones.SessionZone("", None)
+        self._reply_at: dt.datetime | None = None  # the client's clock at the reply
+        self._reply_mono = 0.0
+        self._awaiting_tws_clock = False
         self.accounts: tuple[str, ...] = ()
         self.next_order_id: int | None = None
         self.farms: dict[str, FarmState] = {}
@@ -346,6 +315,8 @@ class Connection:
             for i, payload in enumerate(frames):
                 fields = payload.split(b"\0")[:-1]
                 if len(fields) == 2:
+                    self._reply_at = dt.datetime.now(dt.timezone.utc)
+                    self._reply_mono = time.monotonic()
                     self.server_version = self._server_version(fields[0])
                     self.conn_time = fields[1].decode("ascii", "backslashreplace")
                     return frames[i + 1 :]
@@ -375,7 +346,12 @@ class Connection:
     def _start(self, sock: socket.socket, framer: _Framer, extra: list[bytes]) -> None:
         assert self.server_version is not None
         sock.settimeout(None)
-        self.login_tz = login_zone(self.conn_time)
+        self.login_tz = _zones.SessionZone(self.conn_time, self._reply_at)
+        log.info(
+            "TWS login time zone of %r: %s",
+            self.conn_time,
+            _zones.describe(self.login_tz.resolution),
+        )
         transport = _Transport(sock)
         wrapper = Wrapper(self)
         client = EClient(wrapper)
@@ -400,6 +376,11 @@ class Connection:
             t.start()
         with self._send_lock:
             client.startApi()
+            if self.login_tz.wants_tws_clock:
+                # The client's clock is no measure of the connection time (a simulator on a
+                # clock of its own, or a wrong clock here): ask TWS for its own time.
+                self._awaiting_tws_clock = True
+                client.reqCurrentTime()
 
     def _wait_ready(self, deadline: float, timeout: float) -> None:
         with self._cond:
@@ -418,6 +399,17 @@ class Connection:
                         f"TWS at {self.host}:{self.port} did not start the API session "
                         f"within {timeout} s"
                     )
+                self._cond.wait(left)
+            grace = min(deadline, time.monotonic() + TWS_CLOCK_GRACE)
+            while self._awaiting_tws_clock and self._lost is None and not self._closed:
+                left = grace - time.monotonic()
+                if left <= 0:
+                    log.info(
+                        "TWS did not tell its current time within %.1f s; its login zone "
+                        "stays as its name alone gives it until it does",
+                        TWS_CLOCK_GRACE,
+                    )
+                    break
                 self._cond.wait(left)
         self.connected_since = dt.datetime.now(dt.timezone.utc)
 
@@ -693,5 +685,15 @@ class Connection:
         self.accounts = tuple(a for a in accounts.split(",") if a)
 
     def on_current_time(self, epoch: int) -> None:
-        """currentTime: logged only."""
+        """currentTime: TWS's clock, asked for when the login zone needs it; else logged."""
         log.debug("TWS time %s", epoch)
+        if not self._awaiting_tws_clock:
+            return
+        # TWS's UTC time when the connection time arrived: whole seconds (+0.5 s on
+        # average) less the time since then.
+        elapsed = time.monotonic() - self._reply_mono
+        at_reply = dt.datetime.fromtimestamp(epoch + 0.5 - elapsed, dt.timezone.utc)
+        self.login_tz.use_tws_clock(at_reply)
+        with self._cond:
+            self._awaiting_tws_clock = False
+            self._cond.notify_all()

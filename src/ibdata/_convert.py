@@ -19,6 +19,7 @@ import attrs
 from ibapi.contract import Contract as IBContract
 
 from ibdata._ibapi import UNSET_DOUBLE, UNSET_INTEGER, UNSET_LONG, bar_wap, is_unset
+from ibdata._zones import SessionZone
 from ibdata.models import (
     Bars,
     BarSize,
@@ -406,14 +407,17 @@ _ZONED = re.compile(r"(\d{8}) (\d\d:\d\d:\d\d) (\S+)")
 _DASHED = re.compile(r"(\d{8})-(\d\d:\d\d:\d\d)")
 
 
-def parse_ib_time(text: str, login_tz: str | None) -> dt.datetime:
+def parse_ib_time(text: str, login_tz: str | SessionZone | None) -> dt.datetime:
     """Parse any date-time form TWS sends into an aware UTC datetime.
 
     Forms: epoch seconds; ``yyyymmdd-hh:mm:ss`` (UTC); ``yyyymmdd hh:mm:ss <zone>``;
     ``yyyymmdd  hh:mm:ss`` (two spaces, TWS's login zone, which must then be known).
+    ``login_tz`` is an IANA name or the session's login zone, which places a time only
+    when it is sure of it (see :mod:`ibdata._zones`).
 
     Raises:
-        ValueError: an unknown form, zone, or a zone-less time with no login zone.
+        ValueError: an unknown form, zone, or a zone-less time with no login zone, or one
+            the session's login zone cannot place.
     """
     text = text.strip()
     if text.isdigit() and len(text) != 8:
@@ -430,6 +434,8 @@ def parse_ib_time(text: str, login_tz: str | None) -> dt.datetime:
         if login_tz is None:
             raise ValueError(f"{text!r} has no time zone and TWS's login zone is unknown")
         naive = dt.datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H:%M:%S")
+        if isinstance(login_tz, SessionZone):
+            return login_tz.place(naive)
         return naive.replace(tzinfo=zone(login_tz)).astimezone(UTC)
     raise ValueError(f"unrecognised IB date-time {text!r}")
 
@@ -442,9 +448,14 @@ def build_bars(
     what_to_show: WhatToShow,
     use_rth: bool,
     time_zone: str,
-    login_tz: str | None,
+    login_tz: str | SessionZone | None,
+    asked_end: dt.datetime | None = None,
 ) -> Bars:
     """Turn parsed columns into :class:`~ibdata.models.Bars` with the request's metadata.
+
+    ``asked_end`` is the end the request gave (None for "now"): TWS renders it as the
+    answer's end, in its login zone below server version 174, which tells the login zone's
+    offset at that instant (see :meth:`ibdata._zones.SessionZone.learn`).
 
     Raises:
         ValueError: a bar time is malformed, or a price, volume or WAP is not a finite
@@ -460,6 +471,11 @@ def build_bars(
         if name in ("open", "high", "low", "close") and column and max(column) >= UNSET_LONG:
             raise ValueError(f"a bar's {name} is IB's 'no value' sentinel")
     volume, wap, count = _unset_as_missing(columns)
+    if asked_end is not None and isinstance(login_tz, SessionZone):
+        echoed = _TWO_SPACE.fullmatch(columns.end.strip())
+        if echoed:
+            wall = dt.datetime.strptime(echoed.group(1) + echoed.group(2), "%Y%m%d%H:%M:%S")
+            login_tz.learn(wall, asked_end)
 
     def window(text: str) -> dt.datetime | None:
         try:

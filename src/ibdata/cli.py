@@ -435,6 +435,13 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         metavar="ZONE",
         help="TWS login time zone, an IANA name (UTC)",
     )
+    sim.add_argument(
+        "--login-tz-names",
+        choices=("short", "long"),
+        default="short",
+        help="name the login zone in the connection time by its abbreviation (GMT, BST) "
+        "or by Java's long name (Greenwich Mean Time, British Summer Time) (short)",
+    )
     sim.set_defaults(run=_run_sim)
 
     demo = sub.add_parser(
@@ -770,6 +777,7 @@ def _run_sim(args: argparse.Namespace) -> int:
             accounts=args.account or ("DU1234567",),
             no_permission=args.no_permission,
             login_tz=args.login_tz,
+            login_tz_names=args.login_tz_names,
         )
         sim.start()
     except (ValueError, OSError) as exc:

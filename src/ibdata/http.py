@@ -8,9 +8,10 @@ Endpoints
 ---------
 
 - ``GET /ib/health``: the session's state (``status``, ``connected``, ``ready``, ``host``,
-  ``port``, ``client_id``, ``timestamp``, plus ``server_version``, ``accounts``, ``farms``
-  ...). 200 when ``status`` is ``healthy``; 503 with the same body otherwise (``degraded``,
-  ``connecting``, ``disconnected``). Open even when a token is set.
+  ``port``, ``client_id``, ``timestamp``, plus ``server_version``, ``login_time_zone``,
+  ``accounts``, ``farms`` ...). 200 when ``status`` is ``healthy``; 503 with the same body
+  otherwise (``degraded``, ``connecting``, ``disconnected``). Open even when a token is
+  set.
 - ``POST /ib/reconnect``: drops the session and opens a new one; the new health, with
   status codes as for ``/ib/health``.
 - ``GET /ib/market-data/{symbol}``: bars for a product code (``EURBBL``: the continuous
@@ -155,6 +156,14 @@ class ErrorBody(BaseModel):
     timestamp: str
 
 
+class LoginTimeZoneBody(BaseModel):
+    """TWS's login time zone (``ibdata.LoginTimeZone.to_dict()``)."""
+
+    name: str
+    zone: str | None
+    certainty: str
+
+
 class HealthBody(BaseModel):
     """The session's state (``ibdata.Health.to_dict()``)."""
 
@@ -165,6 +174,7 @@ class HealthBody(BaseModel):
     port: int
     client_id: int | None
     server_version: int | None
+    login_time_zone: LoginTimeZoneBody | None
     accounts: list[str]
     farms: dict[str, str]
     last_connectivity_event: dict[str, Any] | None

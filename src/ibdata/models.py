@@ -44,6 +44,7 @@ __all__ = [
     "ContractSpec",
     "FarmState",
     "Health",
+    "LoginTimeZone",
     "SecType",
     "TradingSession",
     "WhatToShow",
@@ -1537,6 +1538,66 @@ class ConnectivityEvent:
         return {"code": self.code, "message": self.message, "time": _iso(self.time)}
 
 
+_CERTAINTIES: Final = ("exact", "offset", "ambiguous", "unknown")
+
+
+def _certainty(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in _CERTAINTIES:
+        legal = ", ".join(repr(s) for s in _CERTAINTIES)
+        raise ValueError(f"LoginTimeZone.certainty must be one of {legal}; got {value!r}")
+
+
+@attrs.frozen
+class LoginTimeZone:
+    """TWS's login time zone, as ibdata worked it out when the session started.
+
+    TWS names the zone of its login in the handshake's connection time, the way its Java
+    runtime names it: short or long, standard or daylight (``EST``, ``CST``, ``BST``,
+    ``GMT+01:00``, ``Greenwich Mean Time``, ``British Summer Time``, ``Central European
+    Standard Time``), a Windows name (``W. Europe Standard Time``) or an IANA name. Many
+    names stand for several zones (``CST`` is Chicago's and Shanghai's, ``IST`` Kolkata's,
+    Dublin's and Jerusalem's), so ibdata keeps the zones the name may mean whose UTC offset
+    at that moment matches the one the connection time shows (its wall clock against UTC,
+    read from the client's clock or else from TWS's own current time). Below server version
+    174 TWS gives the window of a bars answer (:attr:`Bars.start`, :attr:`Bars.end`) in this
+    zone; bar times never depend on it.
+
+    Attributes:
+        name: The name TWS sent (``British Summer Time``, ``CST``, ``Europe/London``);
+            empty when its connection time carried none.
+        zone: The IANA zone ibdata chose (``Europe/London``), or None when it cannot tell.
+        certainty: How sure that choice is:
+
+            * ``"exact"``: every zone the name may stand for keeps the same clock (the
+              same UTC offsets all year), so the name alone decides;
+            * ``"offset"``: the name stands for zones with different clocks, and the UTC
+              offset at login left only zones that keep the same one;
+            * ``"ambiguous"``: zones that keep different clocks fit the name and the offset
+              at login (``Greenwich Mean Time`` in winter: London, Dublin, but also
+              Reykjavik and Abidjan, which never change to summer time); ``zone`` is the
+              most likely of them, and a login-zone time is read only when all of them
+              agree on it;
+            * ``"unknown"``: no zone fits (a name ibdata does not know, an offset no zone
+              of that name has, or nothing to measure the offset by); ``zone`` is None
+              and no login-zone time is read.
+
+    Raises:
+        ValueError: ``certainty`` is not one of the four values.
+    """
+
+    name: str
+    zone: str | None
+    certainty: str = attrs.field(validator=_certainty)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values.
+
+        Returns:
+            ``{"name": ..., "zone": ... or None, "certainty": ...}``.
+        """
+        return {"name": self.name, "zone": self.zone, "certainty": self.certainty}
+
+
 def _farms(
     value: Mapping[str, FarmState | str] | Iterable[tuple[str, FarmState | str]],
 ) -> _FrozenMapping[str, FarmState]:
@@ -1571,6 +1632,9 @@ class Health:
         server_version: The server version negotiated with TWS: the smaller of TWS's own
             maximum and the highest ibdata offers with the installed ``ibapi`` (its own
             maximum, capped at 200); None before the handshake.
+        login_time_zone: TWS's login time zone: the name TWS gave it, the IANA zone
+            ibdata chose and how sure it is (:class:`LoginTimeZone`); None before the
+            handshake.
         accounts: The accounts TWS manages for this login.
         farms: The state of each data farm TWS reported, by farm name (``"usfarm"``,
             ``"ushmds"``, ``"secdefnj"``); read only and hashable.
@@ -1595,6 +1659,7 @@ class Health:
     port: int
     client_id: int | None
     server_version: int | None
+    login_time_zone: LoginTimeZone | None = attrs.field(default=None, kw_only=True)
     accounts: tuple[str, ...] = attrs.field(converter=_names)
     farms: Mapping[str, FarmState] = attrs.field(converter=_farms)
     last_connectivity_event: ConnectivityEvent | None
@@ -1614,7 +1679,7 @@ class Health:
         Returns:
             A dict with the same keys as the attributes: datetimes as ISO 8601 strings in
             UTC with a ``Z`` suffix, farm states as their string values, the accounts as a
-            list and the connectivity event as a nested dict (or None).
+            list, the login time zone and the connectivity event as nested dicts (or None).
         """
         event = self.last_connectivity_event
         return {
@@ -1625,6 +1690,9 @@ class Health:
             "port": self.port,
             "client_id": self.client_id,
             "server_version": self.server_version,
+            "login_time_zone": (
+                None if self.login_time_zone is None else self.login_time_zone.to_dict()
+            ),
             "accounts": list(self.accounts),
             "farms": {name: state.value for name, state in self.farms.items()},
             "last_connectivity_event": None if event is None else event.to_dict(),

@@ -34,6 +34,12 @@ def use_client(sim: Simulator) -> None:
         con_id: int = details[0].contract.con_id
         health: ibdata.Health = ib.health()
         status: str = health.status
+        login: ibdata.LoginTimeZone | None = health.login_time_zone
+        if login is not None:
+            login_zone: str | None = login.zone
+            certainty: str = login.certainty
+            sent: str = login.name
+            del login_zone, certainty, sent
         ib.reconnect()
         spec: ibdata.ContractSpec = ib.resolve("EURBBLM25")
         ranged: ibdata.Bars = ib.get_historical_bars(
@@ -96,3 +102,6 @@ def use_simulator() -> None:
         port: int = sim.port
         count: int = sim.stats.pacing_violations
         del port, count
+    with Simulator(login_tz="Europe/London", login_tz_names="long") as london:
+        names: str = london.login_tz_names
+        del names
