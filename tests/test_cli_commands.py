@@ -81,13 +81,15 @@ def free_port() -> int:
 
 # --------------------------------------------------------------------------- bars
 def test_bars_table_shows_a_week_of_daily_bars_by_session_date(sim: Simulator, ibdata: Run) -> None:
-    """``bars --bar-size '1 day' --duration '1 W'`` prints a header and five dated rows."""
+    """``bars --bar-size '1 day' --duration '1 W'`` prints a header and six dated rows: the
+    week's five sessions and, as real TWS answers, the one holding the window's start."""
     out = ibdata("bars", "AAPL", *at(sim), "--duration", "1 W", "--bar-size", "1 day", "--end", END)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].split() == HEADER
-    assert len(lines) == 6
-    assert [line.split()[0] for line in lines[1:]][-1] == "2025-03-12"
+    assert len(lines) == 7
+    dates = [line.split()[0] for line in lines[1:]]
+    assert (dates[0], dates[-1]) == ("2025-03-05", "2025-03-12")
     assert all(DATE.fullmatch(line.split()[0]) for line in lines[1:])
 
 
@@ -102,7 +104,7 @@ def test_bars_csv_and_json_carry_the_clients_values(sim: Simulator, ibdata: Run)
         end = dt.datetime(2025, 3, 12, 15, tzinfo=dt.timezone.utc)
         bars = ib.get_historical_bars("AAPL", duration="1 W", bar_size="1 day", end=end)
     expected = [{**row, "time": row["time"].isoformat()} for row in bars.to_dicts()]
-    assert len(expected) == 5
+    assert len(expected) == 6
 
     assert json.loads(as_json.stdout) == expected
     rows = list(csv.reader(io.StringIO(as_csv.stdout)))
@@ -142,7 +144,7 @@ def test_bars_output_file(sim: Simulator, ibdata: Run, tmp_path: Path) -> None:
     assert out.stdout == ""
     rows = list(csv.reader(io.StringIO(target.read_text(encoding="utf-8"))))
     assert rows[0] == HEADER
-    assert len(rows) == 6
+    assert len(rows) == 7  # the header and six sessions
 
 
 def test_range_download_is_cached_between_runs(sim: Simulator, ibdata: Run, tmp_path: Path) -> None:
@@ -219,6 +221,7 @@ def test_health_of_a_running_session_exits_0(sim: Simulator, ibdata: Run) -> Non
     assert record["status"] == "healthy"
     assert record["port"] == sim.port
     assert record["accounts"] == ["DU1234567"]
+    assert record["login_time_zone"] == {"name": "UTC", "zone": "Etc/UTC", "certainty": "exact"}
 
 
 def test_health_options_win_over_the_environment(sim: Simulator, ibdata: Run) -> None:
@@ -226,6 +229,9 @@ def test_health_options_win_over_the_environment(sim: Simulator, ibdata: Run) ->
     out = ibdata("health", *at(sim), extra_env={"IB_PORT": str(free_port())})
     assert out.returncode == 0, out.stderr
     assert re.search(r"^status: +healthy$", out.stdout, re.MULTILINE)
+    assert re.search(
+        r"^login_time_zone: +name=UTC, zone=Etc/UTC, certainty=exact$", out.stdout, re.MULTILINE
+    )
 
 
 def test_health_without_tws_exits_1_with_one_line(ibdata: Run) -> None:

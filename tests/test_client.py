@@ -180,10 +180,12 @@ def test_unknown_symbol_raises_contract_not_found(client: Client) -> None:
 
 
 def test_no_data_raises(client: Client) -> None:
-    """A window without bars raises NoDataError, never an empty result."""
+    """A window without bars (before AAPL's first trade: real TWS counts a duration in
+    trading time, so a weekend window still gets Friday's bars) raises NoDataError, never an
+    empty result."""
     with pytest.raises(NoDataError) as err:
         client.get_historical_bars(
-            "AAPL", duration="3600 S", end=dt.datetime(2025, 3, 9, 12, tzinfo=UTC)
+            "AAPL", duration="3600 S", end=dt.datetime(1980, 12, 1, 12, tzinfo=UTC)
         )
     assert err.value.code == 162
 

@@ -20,6 +20,7 @@ from ibdata import (
     PacingViolationError,
     tqdm_progress,
 )
+from ibdata._engine import final_boundary
 from ibdata.cache import BarCache, CacheWarning, SeriesKey
 from ibdata.sim import ContractQuery, Simulator, SystemClock
 from ibdata.sim import _bars as simbars
@@ -430,3 +431,107 @@ def test_max_requests_refuses_a_range_before_any_bars_are_asked(
     assert _got(bars) == _expected(paced_sim, "AAPL", "1 min", start, end, **STOCK)
     with pytest.raises(ValueError, match="max_requests must be at least 1"):
         client.get_historical_bars("AAPL", start=start, end=end, bar_size="1 min", max_requests=0)
+
+
+# ------------------------------------------------------------ either window semantics
+# Real TWS answers a request with every bar overlapping the window, cuts the bar that holds
+# the end there, and dates a weekly or monthly bar by its last trading day up to the end;
+# the simulator's "sessions" semantics returns whole bars starting in the window. Either
+# way a range download returns whole bars, each once, and caches nothing partial.
+
+
+@pytest.fixture(params=["real", "sessions"])
+def either_sim(request: pytest.FixtureRequest, sim_factory: Callable[..., Simulator]) -> Simulator:
+    """A paced simulator with real TWS's window semantics, or the sessions-based ones."""
+    return sim_factory(pacing=PacingRules(time_scale=SCALE), window_semantics=request.param)
+
+
+@pytest.fixture
+def either_client(either_sim: Simulator, tmp_path: Path) -> Iterator[Client]:
+    """A client of :func:`either_sim` with a cache."""
+    with Client(
+        either_sim.host,
+        either_sim.port,
+        pacing=PacingRules(time_scale=SCALE),
+        cache=tmp_path / "bars.sqlite",
+        timeout=20,
+    ) as c:
+        yield c
+
+
+def _whole(sim: Simulator, size: str, start: dt.datetime, end: dt.datetime) -> list[Any]:
+    """The simulator's whole bars of AAPL placed in [start, end): intraday bars by their
+    start, longer ones by their date (a week's or month's last trading day)."""
+    contract = sim.catalog.resolve(ContractQuery(symbol="AAPL", **STOCK), CLOCK_AT.date())
+    margin = dt.timedelta(days=45)
+    bars = simbars.generate(
+        contract, "TRADES", size, False, start - margin, end + margin, now=CLOCK_AT
+    )
+    if BarSize(size).intraday:
+        return [(b.start, b.open, b.high, b.low, b.close, b.volume, b.count)
+                for b in bars if start <= b.start < end]  # fmt: skip
+    return [(b.session_date, b.open, b.high, b.low, b.close, b.volume, b.count)
+            for b in bars if start.date() <= b.session_date < end.date()]  # fmt: skip
+
+
+def _values(bars: Bars) -> list[Any]:
+    return [(b.time, b.open, b.high, b.low, b.close, b.volume, b.count) for b in bars]
+
+
+@pytest.mark.parametrize("size", ["1 min", "1 hour"])
+def test_unaligned_range_gives_whole_bars_under_either_semantics(
+    either_sim: Simulator, either_client: Client, size: str
+) -> None:
+    """A range whose ends fall inside bars returns the whole bars starting in it, and a
+    later overlapping range read partly from the cache gets whole bars too."""
+    start = dt.datetime(2025, 3, 10, 14, 30, 17, tzinfo=UTC)
+    end = dt.datetime(2025, 3, 11, 16, 0, 45, tzinfo=UTC)
+    first = either_client.get_historical_bars("AAPL", start=start, end=end, bar_size=size)
+    assert _values(first) == _whole(either_sim, size, start, end)
+    later = dt.datetime(2025, 3, 11, 15, 20, 30, tzinfo=UTC)
+    until = dt.datetime(2025, 3, 11, 19, 59, 59, tzinfo=UTC)
+    second = either_client.get_historical_bars("AAPL", start=later, end=until, bar_size=size)
+    assert _values(second) == _whole(either_sim, size, later, until)
+    assert either_sim.stats.pacing_violations == 0
+
+
+@pytest.mark.parametrize("size", ["1 week", "1 month"])
+def test_weekly_and_monthly_bars_are_whole_under_either_semantics(
+    either_sim: Simulator, either_client: Client, size: str
+) -> None:
+    """Two years of weekly or monthly bars: each period once, whole (the aggregate of its
+    days), dated by its last trading day; a range ending mid-period first caches nothing of
+    that period, so extending it later gives the whole period."""
+    start = dt.datetime(2023, 1, 4, tzinfo=UTC)
+    mid = dt.datetime(2024, 7, 17, tzinfo=UTC)  # a Wednesday, mid-month
+    end = dt.datetime(2025, 2, 20, tzinfo=UTC)
+    part = either_client.get_historical_bars("AAPL", start=start, end=mid, bar_size=size)
+    assert _values(part) == _whole(either_sim, size, start, mid)
+    full = either_client.get_historical_bars("AAPL", start=start, end=end, bar_size=size)
+    assert _values(full) == _whole(either_sim, size, start, end)
+    dates = [b.time for b in full]
+    assert dates == sorted(set(dates))
+    assert all(isinstance(d, dt.date) and d.weekday() < 5 for d in dates)
+
+
+THURSDAY = dt.datetime(2025, 3, 13, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("size", "now", "boundary"),
+    [
+        ("1 min", THURSDAY, dt.datetime(2025, 3, 13, 9, 59, tzinfo=UTC)),
+        ("1 day", THURSDAY, dt.datetime(2025, 3, 11, tzinfo=UTC)),
+        # a week's bar is final once its week is over: not before Monday 10 March
+        ("1 week", THURSDAY, dt.datetime(2025, 3, 10, tzinfo=UTC)),
+        # on Monday the settling time of Friday's close still applies
+        ("1 week", dt.datetime(2025, 3, 10, 10, tzinfo=UTC), dt.datetime(2025, 3, 8, tzinfo=UTC)),
+        ("1 month", THURSDAY, dt.datetime(2025, 3, 1, tzinfo=UTC)),
+    ],
+)  # fmt: skip
+def test_bars_of_the_current_period_are_never_final(
+    size: str, now: dt.datetime, boundary: dt.datetime
+) -> None:
+    """Only bars before the boundary are cached: a weekly or monthly bar dated in the
+    current week or month is never final, however old its date."""
+    assert final_boundary(BarSize(size), now) == boundary.timestamp()

@@ -309,15 +309,7 @@ class HistoryEngine:
         return got
 
     def _final_boundary(self, size: BarSize, now: dt.datetime) -> float:
-        """Bars (by their time) before this epoch second are final."""
-        if size.intraday:
-            return now.timestamp() - size.seconds
-        settled = _day_floor((now - DAILY_FINAL_AFTER).timestamp())
-        if size is BarSize.ONE_DAY:
-            return settled
-        # a week's or month's bar is dated by its last trading day so far: none dated in
-        # the current period is final, however old that day is
-        return min(settled, _period_start(now, size).timestamp())
+        return final_boundary(size, now)
 
     def _continuous(self, job: Job, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> Bars:
         """A continuous future takes no end date (IB error 10339): one request up to now."""
@@ -386,6 +378,19 @@ LONG_BAR_SPANS = {
     BarSize.ONE_WEEK: "50 W",
     BarSize.ONE_MONTH: "50 W",
 }
+
+
+def final_boundary(size: BarSize, now: dt.datetime) -> float:
+    """Bars (by their time: start, or date at 00:00 UTC) before this epoch second are final:
+    an intraday bar once it has ended; a daily bar :data:`DAILY_FINAL_AFTER` after its
+    date; a weekly or monthly bar, which is dated by its last trading day so far, only once
+    its week or month is over, and that long after."""
+    if size.intraday:
+        return now.timestamp() - size.seconds
+    settled = _day_floor((now - DAILY_FINAL_AFTER).timestamp())
+    if size is BarSize.ONE_DAY:
+        return settled
+    return min(settled, _period_start(now, size).timestamp())
 
 
 def _on_grid(lo: float, hi: float, size: BarSize, time_zone: str) -> tuple[float, float]:

@@ -8,6 +8,7 @@ import math
 import re
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,8 +47,9 @@ STOCK = SimContract(
     currency="USD",
     local_symbol="AAPL",
     time_zone_id="US/Eastern",
-    trading=SessionTemplate("0400", "2000"),
-    liquid=SessionTemplate("0930", "1600"),
+    trading=SessionTemplate("0400", "2000", early_close="1700"),
+    liquid=SessionTemplate("0930", "1600", early_close="1300"),
+    calendar="NYSE",
     base_price=190.0,
     head_timestamp=dt.datetime(2010, 6, 29, 13, 30, tzinfo=UTC),
 )
@@ -64,6 +66,7 @@ FUTURE = SimContract(
     time_zone_id="US/Central",
     trading=SessionTemplate("1700", "1600"),
     liquid=SessionTemplate("0830", "1500"),
+    calendar="CME",
     min_tick=0.25,
     base_price=5000.0,
     volatility=0.18,
@@ -79,6 +82,7 @@ FX = SimContract(
     time_zone_id="US/Eastern",
     trading=SessionTemplate("1715", "1700"),
     liquid=SessionTemplate("1715", "1700"),
+    calendar="IDEALPRO",
     min_tick=0.00005,
     base_price=1.08,
     volatility=0.08,
@@ -95,6 +99,7 @@ BUND = SimContract(
     time_zone_id="Europe/Berlin",
     trading=SessionTemplate("0100", "2200"),
     liquid=SessionTemplate("0800", "1800"),
+    calendar="EUREX",
     min_tick=1 / 64,
     base_price=131.5,
     volatility=0.06,
@@ -369,7 +374,7 @@ def test_intraday_bars_lie_inside_sessions(
         return
     template = contract.liquid if use_rth else contract.trading
     for bar in generate(contract, what, bar_size, use_rth, start, end):
-        session = template.session_on(bar.session_date, contract.time_zone_id)
+        session = template.session_on(bar.session_date, contract.time_zone_id, contract.calendar)
         assert session is not None
         assert session.start <= bar.start < bar.end <= session.end
         assert bar.end - bar.start <= dt.timedelta(seconds=BAR_SIZES[bar_size])
@@ -443,25 +448,235 @@ def test_daily_bars_one_per_session_dated_by_close() -> None:
 
 
 def test_weekly_and_monthly_bars_dated_by_last_session() -> None:
-    """Weekly bars are dated by the week's last session, monthly by the month's last one."""
+    """Weekly bars are dated by the week's last session, monthly by the month's last one,
+    exchange holidays skipped (Good Friday 2024 makes a week and March end on Thursday)."""
     start = dt.datetime(2024, 1, 1, tzinfo=UTC)
     end = dt.datetime(2024, 7, 1, tzinfo=UTC)
     weekly = generate(STOCK, "TRADES", "1W", True, start, end)
     assert weekly == generate(STOCK, "TRADES", "1 week", True, start, end)
-    assert all(x.session_date.weekday() == 4 for x in weekly)
-    assert all(x.start.astimezone(ZoneInfo("US/Eastern")).weekday() == 0 for x in weekly)
     assert len(weekly) == 26
+    thursdays = [x.session_date for x in weekly if x.session_date.weekday() != 4]
+    assert thursdays == [dt.date(2024, 3, 28)]
+    first_days = [x.start.astimezone(ZoneInfo("US/Eastern")).date() for x in weekly]
+    holiday_mondays = {dt.date(2024, 1, 1), dt.date(2024, 1, 15), dt.date(2024, 2, 19)}
+    holiday_mondays.add(dt.date(2024, 5, 27))
+    for first in first_days:
+        monday = first - dt.timedelta(days=first.weekday())
+        assert first == (monday + dt.timedelta(days=1) if monday in holiday_mondays else monday)
     monthly = generate(STOCK, "TRADES", "1M", True, start, end)
     assert [x.session_date for x in monthly] == [
         dt.date(2024, 1, 31),
         dt.date(2024, 2, 29),
-        dt.date(2024, 3, 29),
+        dt.date(2024, 3, 28),
         dt.date(2024, 4, 30),
         dt.date(2024, 5, 31),
         dt.date(2024, 6, 28),
     ]
+    assert monthly[0].start == dt.datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
     mid_month = generate(STOCK, "TRADES", "1M", True, dt.datetime(2024, 1, 15, tzinfo=UTC), end)
     assert mid_month == monthly[1:]
+
+
+def aggregate(days: list[SimBar]) -> tuple[object, ...]:
+    """The weekly/monthly bar fields the daily bars ``days`` add up to."""
+    volume = sum(d.volume for d in days) if days[0].volume >= 0 else -1
+    return (
+        days[0].start,
+        days[-1].end,
+        days[-1].session_date,
+        days[0].open,
+        max(d.high for d in days),
+        min(d.low for d in days),
+        days[-1].close,
+        volume,
+        sum(d.count for d in days) if volume >= 0 else -1,
+    )
+
+
+def fields(bar: SimBar) -> tuple[object, ...]:
+    """A bar's fields except the WAP, comparable with :func:`aggregate`."""
+    return (
+        bar.start,
+        bar.end,
+        bar.session_date,
+        bar.open,
+        bar.high,
+        bar.low,
+        bar.close,
+        bar.volume,
+        bar.count,
+    )
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.symbol)
+@pytest.mark.parametrize("what", ["TRADES", "ADJUSTED_LAST", "BID_ASK", "MIDPOINT", "BID"])
+@pytest.mark.parametrize("use_rth", [False, True])
+def test_weeks_and_months_are_the_aggregate_of_their_days(
+    contract: SimContract, what: str, use_rth: bool
+) -> None:
+    """A weekly or monthly bar is exactly its daily bars added up: first open, highest high,
+    lowest low, last close, summed volume and count, volume-weighted WAP."""
+    start = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    end = dt.datetime(2024, 7, 1, tzinfo=UTC)
+    for bar_size, key in (
+        ("1 week", lambda d: d.isocalendar()[:2]),
+        ("1 month", lambda d: (d.year, d.month)),
+    ):
+        periods = generate(contract, what, bar_size, use_rth, start, end)
+        assert periods
+        for period in periods:
+            days = generate(contract, what, "1 day", use_rth, period.start, period.end)
+            assert {key(d.session_date) for d in days} == {key(period.session_date)}
+            assert fields(period) == aggregate(days)
+            if period.volume >= 0:
+                weighted = sum(d.wap * d.volume for d in days) / period.volume
+                assert period.wap == pytest.approx(weighted, abs=contract.min_tick / 20)
+                assert period.low < period.wap < period.high
+            else:
+                assert period.wap == -1.0
+
+
+def test_week_of_labor_day_2023_is_its_days() -> None:
+    """The week of 4 September 2023 has no Monday bar, and its weekly high is its highest
+    daily high (the simulator once served 648.63 over days that reached 641.92)."""
+    start = dt.datetime(2023, 9, 4, tzinfo=UTC)
+    end = dt.datetime(2023, 9, 9, tzinfo=UTC)
+    days = generate(STOCK, "TRADES", "1 day", False, start, end)
+    assert [d.session_date.day for d in days] == [5, 6, 7, 8]
+    (week,) = generate(STOCK, "TRADES", "1 week", False, start, end)
+    assert week.high == max(d.high for d in days)
+    assert week.start == days[0].start
+
+
+def test_overlap_includes_the_bar_holding_the_start_and_cuts_at_the_end() -> None:
+    """With overlap the bar containing the start is whole and included, and the bar
+    containing the end is cut there; without it neither is."""
+    start = dt.datetime(2024, 3, 5, 14, 47, 22, tzinfo=UTC)
+    end = dt.datetime(2024, 3, 5, 14, 50, 30, tzinfo=UTC)
+    real = generate(STOCK, "TRADES", "1 min", False, start, end, overlap=True)
+    old = generate(STOCK, "TRADES", "1 min", False, start, end)
+    minute = dt.timedelta(minutes=1)
+    assert [b.start.minute for b in real] == [47, 48, 49, 50]
+    assert real[0].end - real[0].start == minute
+    assert real[-1].end == end
+    assert [b.start.minute for b in old] == [48, 49, 50]
+    assert old[-1].end - old[-1].start == minute
+    assert real[1:3] == old[:2]
+
+
+def test_overlap_weekly_bar_is_cut_at_the_end_and_dated_by_its_last_day() -> None:
+    """With overlap the week holding the end holds only the sessions before the end, dated
+    by the last of them; without it the week is whole and dated by its Friday."""
+    start = dt.datetime(2024, 2, 26, tzinfo=UTC)
+    end = dt.datetime(2024, 3, 6, 17, 0, tzinfo=UTC)  # Wednesday, 12:00 in New York
+    real = generate(STOCK, "TRADES", "1 week", False, start, end, overlap=True)
+    old = generate(STOCK, "TRADES", "1 week", False, start, end)
+    assert [b.session_date for b in real] == [dt.date(2024, 3, 1), dt.date(2024, 3, 6)]
+    assert real[-1].end == end
+    days = generate(STOCK, "TRADES", "1 day", False, real[-1].start, end, overlap=True)
+    assert fields(real[-1]) == aggregate(days)
+    assert [b.session_date for b in old] == [dt.date(2024, 3, 1), dt.date(2024, 3, 8)]
+    assert real[0] == old[0]
+
+
+def test_overlap_daily_bar_in_progress_is_cut_at_the_end() -> None:
+    """A daily bar whose session holds the end is cut there under overlap, like "now" cuts
+    it under both."""
+    start = dt.datetime(2024, 3, 4, tzinfo=UTC)
+    end = dt.datetime(2024, 3, 6, 17, 0, tzinfo=UTC)
+    real = generate(STOCK, "TRADES", "1 day", True, start, end, overlap=True)
+    assert real[-1].session_date == dt.date(2024, 3, 6)
+    assert real[-1].end == end
+    assert real[-1] == generate(STOCK, "TRADES", "1 day", True, start, end, now=end)[-1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(requests(), st.floats(0.05, 0.95), st.floats(0.05, 0.95))
+def test_overlapping_real_windows_agree_on_whole_bars(
+    request_: tuple[SimContract, str, str, bool, dt.datetime, dt.datetime], a: float, b: float
+) -> None:
+    """Under overlap, a bar that ends before both windows' ends is the same in both, and
+    every bar overlaps its window."""
+    contract, what, bar_size, use_rth, start, end = request_
+    span = end - start
+    first_end = (start + span * max(a, b)).replace(microsecond=0)  # TWS's ends are whole
+    second_start = (start + span * min(a, b)).replace(microsecond=0)
+    first = generate(contract, what, bar_size, use_rth, start, first_end, overlap=True)
+    whole = generate(contract, what, bar_size, use_rth, start, end, overlap=True)
+    later = generate(contract, what, bar_size, use_rth, second_start, end, overlap=True)
+    for bars, lo, hi in (
+        (first, start, first_end),
+        (whole, start, end),
+        (later, second_start, end),
+    ):
+        assert all(x.start < hi and x.end > lo and x.end <= hi for x in bars)
+    done = {x.start: x for x in whole if x.end < first_end}
+    assert [x for x in first if x.start in done] == [
+        done[x.start] for x in first if x.start in done
+    ]
+    assert [x for x in later if x.start in done] == [
+        done[x.start] for x in later if x.start in done
+    ]
+
+
+def test_no_bars_on_holidays_and_early_closes_end_early() -> None:
+    """Holidays of each contract's calendar have no bar; NYSE early closes end at 13:00 in
+    regular hours and 17:00 in extended hours."""
+    cases = [
+        (STOCK, dt.date(2023, 9, 4)),  # Labor Day
+        (STOCK, dt.date(2024, 3, 29)),  # Good Friday
+        (STOCK, dt.date(2025, 1, 9)),  # National Day of Mourning
+        (FUTURE, dt.date(2024, 7, 4)),  # Independence Day, the session opening on 3 July
+        (FX, dt.date(2024, 12, 25)),
+        (BUND, dt.date(2024, 4, 1)),  # Easter Monday
+    ]
+    for contract, holiday in cases:
+        around = dt.datetime.combine(holiday, dt.time(), tzinfo=UTC)
+        days = generate(
+            contract,
+            "MIDPOINT",
+            "1 day",
+            False,
+            around - dt.timedelta(days=3),
+            around + dt.timedelta(days=3),
+        )
+        dates = [d.session_date for d in days]
+        assert holiday not in dates
+        assert holiday - dt.timedelta(days=1) in dates or holiday.weekday() == 0
+    friday = dt.datetime(2023, 11, 24, tzinfo=UTC)  # the day after Thanksgiving
+    rth = generate(STOCK, "TRADES", "1 hour", True, friday, friday + dt.timedelta(days=1))
+    assert rth[-1].end.astimezone(ZoneInfo("US/Eastern")).time() == dt.time(13, 0)
+    full = generate(STOCK, "TRADES", "1 hour", False, friday, friday + dt.timedelta(days=1))
+    assert full[-1].end.astimezone(ZoneInfo("US/Eastern")).time() == dt.time(17, 0)
+    assert head_timestamp(
+        attrs.evolve(STOCK, head_timestamp=dt.datetime(2024, 7, 4, tzinfo=UTC)), "TRADES", True
+    ) == dt.datetime(2024, 7, 5, 13, 30, tzinfo=UTC)
+
+
+def test_stoqey_weekly_and_monthly_expectations() -> None:
+    """SPY over real TWS (@stoqey/ib's live tests, useRTH 0): 1 week bars over 1 M ending
+    2023-09-04 20:00 UTC are 5, the last dated 20230901; 1 month bars over 1 Y are 13, the
+    last dated 20230901."""
+    end = dt.datetime(2023, 9, 4, 20, 0, tzinfo=UTC)
+    weekly = generate(
+        STOCK, "TRADES", "1 week", False, dt.datetime(2023, 8, 4, 20, tzinfo=UTC), end, overlap=True
+    )
+    assert len(weekly) == 5
+    assert weekly[-1].session_date == dt.date(2023, 9, 1)
+    monthly = generate(
+        STOCK,
+        "TRADES",
+        "1 month",
+        False,
+        dt.datetime(2022, 9, 4, 20, tzinfo=UTC),
+        end,
+        overlap=True,
+    )
+    assert len(monthly) == 13
+    assert monthly[-1].session_date == dt.date(2023, 9, 1)
+    assert monthly[0].session_date == dt.date(2022, 9, 30)
+    assert weekly[-1].high == max(weekly[-1].high, monthly[-1].high)
+    assert (weekly[-1].close, weekly[-1].high) == (monthly[-1].close, monthly[-1].high)
 
 
 def test_head_timestamp_and_expiry_bound_the_data() -> None:

@@ -177,8 +177,9 @@ def test_aapl_matches_ib_contract_details(catalog: Catalog) -> None:
     )
     assert (aapl.under_con_id, aapl.contract_month, aapl.real_expiration_date) == (0, "", "")
     assert (aapl.last_trade_date, aapl.last_trade_time, aapl.multiplier) == ("", "", "")
-    assert aapl.trading == SessionTemplate("0400", "2000")
-    assert aapl.liquid == SessionTemplate("0930", "1600")
+    assert aapl.trading == SessionTemplate("0400", "2000", early_close="1700")
+    assert aapl.liquid == SessionTemplate("0930", "1600", early_close="1300")
+    assert aapl.calendar == "NYSE"
     assert aapl.head_timestamp == dt.datetime(1980, 12, 12, 14, 30, tzinfo=UTC)
     assert 150 < aapl.base_price < 300
 
@@ -230,10 +231,12 @@ def test_index_and_fx_what_to_show(catalog: Catalog) -> None:
     assert spx is not None
     assert fx is not None
     assert spx.what_to_show == {"TRADES", "HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY"}
-    assert spx.trading == spx.liquid == SessionTemplate("0930", "1600")
+    assert spx.trading == spx.liquid == SessionTemplate("0930", "1600", early_close="1300")
+    assert spx.calendar == "NYSE"
     assert fx.what_to_show == {"MIDPOINT", "BID", "ASK", "BID_ASK"}
     assert (fx.local_symbol, fx.trading_class, fx.min_tick) == ("EUR.USD", "EUR.USD", 0.00005)
     assert fx.trading == SessionTemplate("1715", "1700", (0, 1, 2, 3, 4))
+    assert fx.calendar == "IDEALPRO"
     assert 1.0 < fx.base_price < 1.2
 
 

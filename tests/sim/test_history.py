@@ -11,6 +11,7 @@ import pytest
 from ibdata.sim._bars import generate, head_timestamp
 from ibdata.sim._history import (
     KNOWN_WHAT_TO_SHOW,
+    WINDOW_SEMANTICS,
     BarsPlan,
     no_data_error,
     parse_end_date_time,
@@ -35,6 +36,7 @@ STOCK = SimContract(
     time_zone_id="US/Eastern",
     trading=SessionTemplate("0400", "2000"),
     liquid=SessionTemplate("0930", "1600"),
+    calendar="NYSE",
     head_timestamp=dt.datetime(1980, 12, 12, 14, 30, tzinfo=UTC),
 )
 FX = SimContract(
@@ -61,6 +63,7 @@ FUTURE = SimContract(
     time_zone_id="US/Central",
     trading=SessionTemplate("1700", "1600"),
     liquid=SessionTemplate("0830", "1500"),
+    calendar="CME",
     min_tick=0.25,
     base_price=5000.0,
     head_timestamp=dt.datetime(2024, 7, 3, tzinfo=UTC),
@@ -330,13 +333,30 @@ def test_keep_up_to_date_bar_size() -> None:
 
 
 def test_continuous_future_end_date() -> None:
-    """CONTFUT with an end date gets 10339; with an empty end it is planned."""
+    """CONTFUT named by symbol with an end date gets 10339; with an empty end it is planned."""
     assert refused(CONTFUT, end_text="20240102 16:00:00 US/Central") == (
         10339,
         "Setting end date/time for continuous future security type is not allowed.",
     )
     assert refused(CONTFUT, end_text="junk")[0] == 10339
     assert plan(CONTFUT).end == NOW
+
+
+def test_continuous_future_by_con_id_takes_an_end_date() -> None:
+    """A CONTFUT named by conId is served with an end date, as real IB Gateway did (capture
+    pyf-session-bars-176: 5 D of daily bars ending 20240322-16:30:00)."""
+    planned = plan(
+        CONTFUT,
+        end_text="20240322-16:30:00",
+        duration="5 D",
+        bar_size="1 day",
+        use_rth=False,
+        contract_by_con_id=True,
+    )
+    assert planned.end == dt.datetime(2024, 3, 22, 16, 30, tzinfo=UTC)
+    assert planned.start == dt.datetime(2024, 3, 17, 16, 30, tzinfo=UTC)
+    assert [b.session_date.day for b in planned.bars(CONTFUT)] == [18, 19, 20, 21, 22]
+    assert refused(CONTFUT, end_text="junk", contract_by_con_id=True)[0] == 10314
 
 
 # --------------------------------------------------------------------------------------
@@ -470,55 +490,156 @@ def test_future_end_is_clamped_to_now() -> None:
 
 
 def test_seconds_window() -> None:
-    """N S starts exactly N seconds before the end."""
-    planned = plan(end_text="20240102-21:00:00", duration="1800 S", bar_size="1 min")
-    assert planned.start == dt.datetime(2024, 1, 2, 20, 30, tzinfo=UTC)
-    assert (planned.duration_count, planned.duration_unit) == (1800, "S")
+    """N S reports exactly N seconds before the end; inside a session the bars start there
+    too, under both semantics."""
+    for semantics in ("real", "sessions"):
+        planned = plan(
+            end_text="20240102-21:00:00",
+            duration="1800 S",
+            bar_size="1 min",
+            window_semantics=semantics,
+        )
+        assert planned.start == planned.bars_start == dt.datetime(2024, 1, 2, 20, 30, tzinfo=UTC)
+        assert (planned.duration_count, planned.duration_unit) == (1800, "S")
+        assert planned.overlap == (semantics == "real")
 
 
-def test_days_window_counts_sessions() -> None:
-    """N D starts at the N-th most recent session, the session in progress counting as one."""
+def test_seconds_window_after_the_close_is_the_sessions_last_seconds() -> None:
+    """Real TWS counts N S in session time: after the close the bars are the session's last
+    N seconds (capture pyf-robusta-1min-bid-176), while the reported window stays end - N."""
+    evening = "20240110 18:14:33 US/Eastern"  # RTH closed at 16:00
+    planned = plan(end_text=evening, duration="180 S", bar_size="1 min")
+    assert planned.start == ny(2024, 1, 10, 18, 11) + dt.timedelta(seconds=33)
+    assert planned.bars_start == ny(2024, 1, 10, 15, 57)
+    bars = planned.bars(STOCK)
+    assert [b.start for b in bars] == [ny(2024, 1, 10, 15, m) for m in (57, 58, 59)]
+    old = plan(end_text=evening, duration="180 S", bar_size="1 min", window_semantics="sessions")
+    assert old.bars_start == old.start
+    assert old.bars(STOCK) == []
+
+
+def test_seconds_window_reaches_back_over_the_night() -> None:
+    """Session time before the open is the previous session's end: 3600 S ten minutes after
+    the open spans yesterday's last 50 minutes."""
+    planned = plan(end_text="20240110 09:40:00 US/Eastern", duration="3600 S", bar_size="5 mins")
+    assert planned.bars_start == ny(2024, 1, 9, 15, 10)
+    bars = planned.bars(STOCK)
+    assert len(bars) == 12
+    assert bars[0].start == ny(2024, 1, 9, 15, 10)
+    assert bars[-1].start == ny(2024, 1, 10, 9, 35)
+
+
+def test_seconds_window_includes_the_bar_holding_the_start() -> None:
+    """A 60 S window starting mid-bar includes that bar, and the bar holding the end is cut
+    there (capture pyf-session-keepup-176: 14:47:22-14:48:22 gave the 14:47 and 14:48 bars)."""
+    planned = plan(end_text="20240110 10:48:22 US/Eastern", duration="60 S", bar_size="1 min")
+    bars = planned.bars(STOCK)
+    assert [b.start for b in bars] == [ny(2024, 1, 10, 10, 47), ny(2024, 1, 10, 10, 48)]
+    assert bars[-1].end == ny(2024, 1, 10, 10, 48) + dt.timedelta(seconds=22)
+    old = plan(
+        end_text="20240110 10:48:22 US/Eastern",
+        duration="60 S",
+        bar_size="1 min",
+        window_semantics="sessions",
+    )
+    assert [b.start for b in old.bars(STOCK)] == [ny(2024, 1, 10, 10, 48)]
+
+
+def test_days_window_reports_n_times_24_hours_and_counts_sessions() -> None:
+    """Real TWS reports N D as end - N x 24 h (capture pyf-session-bars-176) and serves the
+    bars of the N most recent sessions, the session in progress counting as one."""
     wednesday_noon = "20240110 12:00:00 US/Eastern"
-    assert plan(end_text=wednesday_noon, duration="1 D").start == ny(2024, 1, 10, 9, 30)
-    assert plan(end_text=wednesday_noon, duration="1 D", use_rth=False).start == ny(
+    end = ny(2024, 1, 10, 12, 0)
+    for days, first in ((1, ny(2024, 1, 10, 9, 30)), (3, ny(2024, 1, 8, 9, 30))):
+        planned = plan(end_text=wednesday_noon, duration=f"{days} D")
+        assert planned.start == end - dt.timedelta(days=days)
+        assert planned.bars_start == first
+    five = plan(end_text=wednesday_noon, duration="5 D", bar_size="1 day")
+    assert five.bars_start == ny(2024, 1, 4, 9, 30)
+    assert [b.session_date.day for b in five.bars(STOCK)] == [4, 5, 8, 9, 10]
+    eight = plan(end_text=wednesday_noon, duration="8 D", bar_size="1 day")
+    assert eight.bars_start == ny(2023, 12, 29, 9, 30)  # New Year's Day has no session
+    assert len(eight.bars(STOCK)) == 8
+    assert plan(end_text=wednesday_noon, duration="1 D", use_rth=False).bars_start == ny(
         2024, 1, 10, 4, 0
     )
-    assert plan(end_text=wednesday_noon, duration="3 D").start == ny(2024, 1, 8, 9, 30)
-    assert plan(end_text=wednesday_noon, duration="5 D").start == ny(2024, 1, 4, 9, 30)
-    before_open = "20240110 08:00:00 US/Eastern"
-    assert plan(end_text=before_open, duration="1 D").start == ny(2024, 1, 9, 9, 30)
-    saturday = "20240113 12:00:00 US/Eastern"
-    assert plan(end_text=saturday, duration="1 D").start == ny(2024, 1, 12, 9, 30)
+    before_open = plan(end_text="20240110 08:00:00 US/Eastern", duration="1 D")
+    assert before_open.bars_start == ny(2024, 1, 9, 9, 30)
+    saturday = plan(end_text="20240113 12:00:00 US/Eastern", duration="1 D")
+    assert saturday.bars_start == ny(2024, 1, 12, 9, 30)
+    assert saturday.start == ny(2024, 1, 12, 12, 0)
+
+
+def test_days_window_counts_sessions_under_sessions_semantics() -> None:
+    """Under "sessions" N D starts, and is reported, at the N-th most recent session."""
+    wednesday_noon = "20240110 12:00:00 US/Eastern"
+
+    def start(**overrides: Any) -> dt.datetime:
+        fields: dict[str, Any] = {"end_text": wednesday_noon, "window_semantics": "sessions"}
+        planned = plan(**(fields | overrides))
+        assert planned.start == planned.bars_start
+        assert not planned.overlap
+        return planned.start
+
+    assert start(duration="1 D") == ny(2024, 1, 10, 9, 30)
+    assert start(duration="1 D", use_rth=False) == ny(2024, 1, 10, 4, 0)
+    assert start(duration="3 D") == ny(2024, 1, 8, 9, 30)
+    assert start(duration="5 D") == ny(2024, 1, 4, 9, 30)
+    assert start(duration="8 D") == ny(2023, 12, 29, 9, 30)  # New Year's Day has no session
+    assert start(duration="1 D", end_text="20240110 08:00:00 US/Eastern") == ny(2024, 1, 9, 9, 30)
+    assert start(duration="1 D", end_text="20240113 12:00:00 US/Eastern") == ny(2024, 1, 12, 9, 30)
 
 
 def test_days_window_overnight_session_started_before_end() -> None:
     """An overnight session that opened before the end counts, though it closes after it."""
     sunday_evening = "20240707 18:00:00 US/Central"
-    start = plan(FUTURE, end_text=sunday_evening, duration="1 D", use_rth=False).start
-    assert start == dt.datetime(2024, 7, 7, 22, 0, tzinfo=UTC)  # Sunday 17:00 CDT
+    for semantics in WINDOW_SEMANTICS:
+        planned = plan(
+            FUTURE,
+            end_text=sunday_evening,
+            duration="1 D",
+            use_rth=False,
+            window_semantics=semantics,
+        )
+        assert planned.bars_start == dt.datetime(2024, 7, 7, 22, 0, tzinfo=UTC)  # 17:00 CDT
 
 
 def test_days_window_stops_at_the_head_timestamp() -> None:
-    """With fewer sessions available, N D starts at the first one; with none the window is
-    empty."""
+    """With fewer sessions available, N D's bars start at the first one; with none there are
+    no bars (and the reported start is still end - N days under real semantics)."""
     first = head_timestamp(FUTURE, "TRADES", True)
     planned = plan(FUTURE, end_text="20240710 12:00:00 US/Central", duration="30 D")
-    assert planned.start == first
+    assert planned.bars_start == first
     empty = plan(FUTURE, end_text="20240601 12:00:00 US/Central", duration="5 D")
-    assert empty.start == empty.end
+    assert empty.bars_start == empty.end
+    assert empty.start == empty.end - dt.timedelta(days=5)
     assert empty.bars(FUTURE) == []
+    old = plan(
+        FUTURE,
+        end_text="20240601 12:00:00 US/Central",
+        duration="5 D",
+        window_semantics="sessions",
+    )
+    assert old.start == old.end
+    assert old.bars(FUTURE) == []
 
 
 def test_days_window_after_expiry() -> None:
     """For an expired future, N D counts back from its last sessions."""
-    planned = plan(
-        FUTURE, end_text="20250115 12:00:00 US/Central", duration="2 D", now=NOW.replace(year=2025)
-    )
-    assert planned.start == dt.datetime(2024, 12, 19, 14, 30, tzinfo=UTC)  # 08:30 CST
+    for semantics in WINDOW_SEMANTICS:
+        planned = plan(
+            FUTURE,
+            end_text="20250115 12:00:00 US/Central",
+            duration="2 D",
+            now=NOW.replace(year=2025),
+            window_semantics=semantics,
+        )
+        assert planned.bars_start == dt.datetime(2024, 12, 19, 14, 30, tzinfo=UTC)  # 08:30 CST
 
 
 def test_week_month_year_windows_are_calendar_based() -> None:
-    """W, M and Y go back calendar weeks, months and years in the instrument's wall time."""
+    """W, M and Y go back calendar weeks, months and years in the instrument's wall time,
+    the bars' window and the reported one alike."""
     across_dst = plan(end_text="20240315 12:00:00 US/Eastern", duration="2 W", bar_size="1 day")
     assert across_dst.start == ny(2024, 3, 1, 12, 0)
     assert across_dst.end - across_dst.start == dt.timedelta(days=14, hours=-1)
@@ -529,16 +650,44 @@ def test_week_month_year_windows_are_calendar_based() -> None:
     year = plan(end_text="20240229 12:00:00 US/Eastern", duration="1 Y", bar_size="1 day")
     assert year.start == ny(2023, 2, 28, 12, 0)
     years = plan(end_text="20240110 12:00:00 US/Eastern", duration="10 Y", bar_size="1M")
-    assert years.start == ny(2014, 1, 10, 12, 0)
+    assert years.start == years.bars_start == ny(2014, 1, 10, 12, 0)
+    old = plan(
+        end_text="20240110 12:00:00 US/Eastern",
+        duration="10 Y",
+        bar_size="1M",
+        window_semantics="sessions",
+    )
+    assert old.start == old.bars_start == years.start
 
 
 def test_plan_bars_match_the_generator() -> None:
-    """BarsPlan.bars gives the generator's bars for the planned window."""
-    planned = plan(end_text="20240110 16:00:00 US/Eastern", duration="2 D", bar_size="30 mins")
-    bars = planned.bars(STOCK)
-    assert bars == generate(STOCK, "TRADES", "30 mins", True, planned.start, planned.end)
-    assert len(bars) == 26
-    assert bars[0].start == ny(2024, 1, 9, 9, 30)
+    """BarsPlan.bars gives the generator's bars for the planned window, under both
+    semantics."""
+    for semantics in WINDOW_SEMANTICS:
+        planned = plan(
+            end_text="20240110 16:00:00 US/Eastern",
+            duration="2 D",
+            bar_size="30 mins",
+            window_semantics=semantics,
+        )
+        bars = planned.bars(STOCK)
+        assert bars == generate(
+            STOCK,
+            "TRADES",
+            "30 mins",
+            True,
+            planned.bars_start,
+            planned.end,
+            overlap=semantics == "real",
+        )
+        assert len(bars) == 26
+        assert bars[0].start == ny(2024, 1, 9, 9, 30)
+
+
+def test_unknown_window_semantics() -> None:
+    """plan_bars refuses a window semantics it does not model."""
+    with pytest.raises(ValueError, match="window_semantics"):
+        plan(window_semantics="calendar")
 
 
 def test_a_year_of_minute_bars_is_one_request() -> None:

@@ -168,7 +168,7 @@ def test_server_versions(
     # A request error that is not a warning fails the request at every error layout.
     with pytest.raises(RequestError) as err:
         ib.reqHistoricalData(
-            AAPL, "20250309-00:00:00", "3600 S", "1 min", "TRADES", False, timeout=5
+            AAPL, "19801201-00:00:00", "3600 S", "1 min", "TRADES", False, timeout=5
         )
     assert err.value.code == 162
 
@@ -237,12 +237,17 @@ def test_intraday_bar_sizes(ib: IB, bar_size: str, duration: str, step: dt.timed
 
 
 def test_daily_and_weekly_bars_are_dates(ib: IB) -> None:
-    """Daily and weekly bars are dated with ``datetime.date``; a week by its last session."""
-    end = "20250308-00:00:00"  # a Saturday: every bar of the window is complete
+    """Daily and weekly bars are dated with ``datetime.date``; a week by its last session.
+    The end (Friday 19:00 in New York) lies in Friday's extended session, and the window's
+    start (2 W, 1 M back) in another Friday's: as in real TWS the bars holding the start are
+    included and the last one is cut at the end."""
+    end = "20250308-00:00:00"
     daily = ib.reqHistoricalData(AAPL, end, "2 W", "1 day", "TRADES", False, timeout=5)
     weekly = ib.reqHistoricalData(AAPL, end, "1 M", "1 week", "TRADES", False, timeout=5)
-    assert len(daily) == 10
-    assert len(weekly) == 4
+    assert len(daily) == 11
+    assert daily[0].date == dt.date(2025, 2, 21)
+    assert len(weekly) == 5
+    assert weekly[0].date == dt.date(2025, 2, 7)
     for bars in (daily, weekly):
         dates = [b.date for b in bars]
         assert all(type(d) is dt.date and d.weekday() < 5 for d in dates)
@@ -250,6 +255,8 @@ def test_daily_and_weekly_bars_are_dates(ib: IB) -> None:
         assert dates[-1] == dt.date(2025, 3, 7)
         assert all(b.low <= min(b.open, b.close) <= max(b.open, b.close) <= b.high for b in bars)
     assert all(b.date.weekday() == 4 for b in weekly)  # no exchange holiday on these Fridays
+    assert weekly[-1].close == daily[-1].close
+    assert weekly[-1].high == max(b.high for b in daily[-5:])
 
 
 @pytest.mark.parametrize("what", ["MIDPOINT", "BID", "ASK", "BID_ASK"])
@@ -351,11 +358,12 @@ def test_zoneless_end_warns_2174_and_serves(ib: IB) -> None:
     assert utc_naive(bars[-1].date) == dt.datetime(2025, 3, 11, 15, 0)  # login zone UTC
 
 
-def test_weekend_window_is_162_no_data(ib: IB) -> None:
-    """A window with no session raises RequestError 162 "HMDS query returned no data"."""
+def test_window_without_a_session_is_162_no_data(ib: IB) -> None:
+    """A window before the first session raises RequestError 162 "HMDS query returned no
+    data" (a weekend one is Friday's last hour of session time, as in real TWS)."""
     with pytest.raises(RequestError) as err:
         ib.reqHistoricalData(
-            AAPL, "20250309-00:00:00", "3600 S", "1 min", "TRADES", False, timeout=5
+            AAPL, "19801201-00:00:00", "3600 S", "1 min", "TRADES", False, timeout=5
         )
     assert err.value.code == 162
     assert err.value.message.endswith("HMDS query returned no data: AAPL@SMART Trades")

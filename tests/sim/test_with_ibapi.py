@@ -281,9 +281,33 @@ def test_head_timestamp(ib: IbapiProbe) -> None:
     assert text.startswith("1980")
 
 
-def test_weekend_window_has_no_data(ib: IbapiProbe) -> None:
-    """A window with no session is answered with 162 "HMDS query returned no data"."""
+def test_weekend_window_serves_fridays_last_hour(ib: IbapiProbe) -> None:
+    """3600 S ending on a weekend is an hour of session time, as real TWS counts it: the last
+    60 minutes of Friday's session (which ends 20:00 in New York, 01:00 UTC)."""
+    bars, _, _ = ib.historical_data(
+        stock("AAPL"), end="20250309-00:00:00", duration="3600 S", bar_size="1 min", format_date=2
+    )
+    friday_close = int(dt.datetime(2025, 3, 8, 1, 0, tzinfo=dt.timezone.utc).timestamp())
+    assert [int(b.date) for b in bars] == list(range(friday_close - 3600, friday_close, 60))
+
+
+def test_window_without_a_session_has_no_data(ib: IbapiProbe) -> None:
+    """A window before the first session is answered with 162 "HMDS query returned no
+    data"."""
     with pytest.raises(ProbeError) as err:
+        ib.historical_data(
+            stock("AAPL"), end="19801201-00:00:00", duration="3600 S", bar_size="1 min"
+        )
+    assert err.value.code == 162
+    assert err.value.text.endswith("HMDS query returned no data: AAPL@SMART Trades")
+
+
+def test_weekend_window_has_no_data_under_sessions_semantics(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """With window_semantics="sessions" a window with no session start in it is 162."""
+    sim = sim_factory(window_semantics="sessions")
+    with IbapiProbe(sim.host, sim.port, client_id=7) as ib, pytest.raises(ProbeError) as err:
         ib.historical_data(
             stock("AAPL"), end="20250309-00:00:00", duration="3600 S", bar_size="1 min"
         )

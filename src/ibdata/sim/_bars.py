@@ -15,17 +15,25 @@ derived from the same unrounded midpoint bar with monotone transforms, so at the
 
 Bar placement (see :func:`generate`):
 
+* Sessions follow the contract's session templates and its exchange calendar
+  (:mod:`ibdata.sim._calendar`): no session closes on a holiday, early-close days end at the
+  template's ``early_close``.
 * Intraday bars exist only inside sessions: ``contract.trading`` sessions, or ``contract.liquid``
   ones when ``use_rth``. In a session the first bar starts at the open, later bars start on the
   bar-size grid counted from local midnight in ``contract.time_zone_id`` (09:30, 10:00, 11:00 …
   for hourly bars of a 09:30 open) and the last bar ends at the close. The grid uses the UTC
   offset in force at the session's open.
 * Daily bars: one per session, dated by the day the session closes, spanning the session.
-* Weekly bars: one per calendar week (Monday to Sunday) of session dates, spanning the week's
-  sessions and dated by the week's last session date.
-* Monthly bars: one per calendar month of session dates, dated by the month's last session date.
+* Weekly bars: one per calendar week (Monday to Sunday) of session dates, monthly bars one per
+  calendar month; each is the aggregate of its sessions' daily bars (open of the first, highest
+  high, lowest low, close of the last, summed volume and count, volume-weighted WAP) and is
+  dated by the last session it holds.
 * Sessions that start before ``contract.head_timestamp`` and, for contracts with a
   ``last_trade_date``, sessions dated after it, do not exist.
+* Windows: every bar whose start lies in ``[start, end)``, whole (weeks and months by their
+  first session's start); or, with ``overlap`` (what real TWS answers), every bar that
+  overlaps ``[start, end)``, built from data up to ``end`` only, so the bar holding ``end`` is
+  cut there and a week or month is dated by its last session up to ``end``.
 """
 
 from __future__ import annotations
@@ -221,7 +229,8 @@ def sessions(
 ) -> list[Session]:
     """The contract's sessions that overlap ``[start, end)``, oldest first.
 
-    Liquid sessions when ``use_rth``, trading sessions otherwise. Sessions that start before
+    Liquid sessions when ``use_rth``, trading sessions otherwise, on the contract's exchange
+    calendar (no session on a holiday). Sessions that start before
     ``contract.head_timestamp`` or are dated after ``contract.last_trade_date`` are left out.
     """
     template = contract.liquid if use_rth else contract.trading
@@ -235,7 +244,7 @@ def sessions(
         return []
     return [
         s
-        for s in template.sessions(contract.time_zone_id, start, end)
+        for s in template.sessions(contract.time_zone_id, start, end, contract.calendar)
         if s.start >= head and (expiry is None or s.date <= expiry)
     ]
 
@@ -336,16 +345,28 @@ def _decimals(tick: float) -> int:
 # bar intervals
 
 
+_Interval = tuple[int, int, dt.date]  # (start epoch, end epoch, session date) of one bar
+
+
 def _intervals(
-    contract: SimContract, bar_size: str, use_rth: bool, start: dt.datetime, end: dt.datetime
-) -> list[tuple[int, int, dt.date]]:
-    """(start epoch, end epoch, session date) of every bar whose start lies in [start, end)."""
+    contract: SimContract,
+    bar_size: str,
+    use_rth: bool,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    overlap: bool,
+) -> list[_Interval]:
+    """The intraday or daily bars of the window, uncut: those that overlap ``[start, end)``
+    (``overlap``) or whose start lies in it."""
     w0 = math.ceil(start.timestamp())
     w1 = math.ceil(end.timestamp())
+    f0 = math.floor(start.timestamp())
     step = BAR_SIZES[bar_size]
-    out: list[tuple[int, int, dt.date]] = []
+    out: list[_Interval] = []
     if step < _DAY:
         z = zone(contract.time_zone_id)
+        lowest = f0 - step + 1 if overlap else w0  # the earliest grid bar start kept
         for s in sessions(contract, use_rth, start, end):
             s0 = int(s.start.timestamp())
             s1 = int(s.end.timestamp())
@@ -353,40 +374,68 @@ def _intervals(
             off = int(offset.total_seconds()) if offset is not None else 0
             grid = s0 - (s0 + off) % step + step  # first grid point after the open
             date = s.date
-            if w0 <= s0 < w1:
+            if (s0 < w1 and min(grid, s1) > f0) if overlap else (w0 <= s0 < w1):
                 out.append((s0, min(grid, s1), date))
-            lo = max(grid, w0)
+            lo = max(grid, lowest)
             first = grid + -(-(lo - grid) // step) * step  # first grid point >= lo
             for t in range(first, min(s1, w1), step):
                 out.append((t, min(t + step, s1), date))
         return out
-    if step == _DAY:
-        for s in sessions(contract, use_rth, start, end):
-            t0 = int(s.start.timestamp())
-            if w0 <= t0 < w1:
-                out.append((t0, int(s.end.timestamp()), s.date))
-        return out
-    # weeks and months: group every session around the window, keep groups whose first
-    # session starts inside the window
-    margin = dt.timedelta(days=40)
+    for s in sessions(contract, use_rth, start, end):
+        t0 = int(s.start.timestamp())
+        if overlap or w0 <= t0 < w1:
+            out.append((t0, int(s.end.timestamp()), s.date))
+    return out
+
+
+def _period_intervals(
+    contract: SimContract,
+    bar_size: str,
+    use_rth: bool,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    overlap: bool,
+    now: dt.datetime | None,
+) -> list[list[_Interval]]:
+    """The sessions (as daily-bar intervals, uncut) of every week or month of the window.
+
+    With ``overlap`` a period belongs to the window when one of its sessions overlaps
+    ``[start, end)`` and holds its sessions that start before ``end``; otherwise when its
+    first session starts in the window, and it holds all its sessions (up to ``now``).
+    """
+    weekly = BAR_SIZES[bar_size] == _WEEK
+    margin = dt.timedelta(days=40)  # reaches the first session of the period holding start
+    later = end + margin if now is None else min(end + margin, now)
+    until = end if overlap else later
     groups: dict[tuple[int, int], list[Session]] = {}
-    for s in sessions(contract, use_rth, start - margin, end + margin):
-        if step == _WEEK:
+    for s in sessions(contract, use_rth, start - margin, until):
+        if weekly:
             iso = s.date.isocalendar()
             key = (iso[0], iso[1])
         else:
             key = (s.date.year, s.date.month)
         groups.setdefault(key, []).append(s)
+    w0 = math.ceil(start.timestamp())
+    w1 = math.ceil(end.timestamp())
+    out: list[list[_Interval]] = []
     for key in sorted(groups):
         group = groups[key]
-        t0 = int(group[0].start.timestamp())
-        if w0 <= t0 < w1:
-            out.append((t0, int(group[-1].end.timestamp()), group[-1].date))
+        first = int(group[0].start.timestamp())
+        if group[-1].end > start if overlap else w0 <= first < w1:
+            out.append([(int(g.start.timestamp()), int(g.end.timestamp()), g.date) for g in group])
     return out
 
 
 def _code(bar_size: str, series: int) -> int:
     return BAR_SIZES[bar_size] * 16 + series
+
+
+def _cut(interval: _Interval, at: dt.datetime) -> _Interval:
+    """``interval`` ending at ``at`` at the latest (never empty)."""
+    t0, t1, day = interval
+    cut = math.floor(at.timestamp())
+    return (t0, max(cut, t0 + 1), day) if t1 > cut else interval
 
 
 # --------------------------------------------------------------------------------------
@@ -402,12 +451,19 @@ def generate(  # noqa: PLR0917 - positional signature shared with the server
     end: dt.datetime,
     *,
     now: dt.datetime | None = None,
+    overlap: bool = False,
 ) -> list[SimBar]:
-    """Every bar whose start lies in ``[start, end)``, oldest first.
+    """The bars of the window ``[start, end)``, oldest first.
 
-    A daily bar belongs to the window when its session's start (UTC) does; a weekly or monthly
-    bar when its first session's start does. The result depends only on the bars' own keys
-    (contract, ``what_to_show``, bar size, session kind and bar start), never on the window.
+    Without ``overlap``: every bar whose start lies in the window (a weekly or monthly bar's
+    start is its first session's), whole: the bars of a range. With ``overlap`` (how real TWS
+    answers a request): every bar that overlaps the window, built from data before ``end``
+    only: the bar that contains ``end`` is cut to end there (an intraday or daily bar ends at
+    ``end``; a weekly or monthly bar holds the sessions that start before ``end``, the last
+    one cut, and is dated by the last of them).
+    Bars never depend on the window otherwise: a bar wholly inside two windows is the same in
+    both (contract, ``what_to_show``, bar size, session kind and the bar's own interval
+    decide it).
 
     Values: prices lie on the ``contract.min_tick`` grid and are positive;
     ``low <= min(open, close) <= max(open, close) <= high``. ``TRADES``, ``AGGTRADES`` and
@@ -416,7 +472,10 @@ def generate(  # noqa: PLR0917 - positional signature shared with the server
     volume, WAP and count, with ``BID <= MIDPOINT <= ASK`` at the same bar; ``BID_ASK`` has
     open = time-averaged bid, high = highest ask, low = lowest bid, close = time-averaged ask.
     ``HISTORICAL_VOLATILITY`` and ``OPTION_IMPLIED_VOLATILITY`` are levels around 0.15-0.6
-    rounded to 6 decimals, with ``-1`` volume, WAP and count.
+    with 6 decimals, with ``-1`` volume, WAP and count. Weekly and monthly bars are the
+    aggregate of the daily bars of their sessions: open of the first, highest high, lowest
+    low, close of the last, summed volume and count, volume-weighted WAP (one decimal more
+    than prices).
 
     Args:
         contract: The instrument.
@@ -425,9 +484,10 @@ def generate(  # noqa: PLR0917 - positional signature shared with the server
         use_rth: Use liquid rather than trading sessions.
         start: Window start, timezone-aware.
         end: Window end (exclusive), timezone-aware.
-        now: When given, bars starting at or after ``now`` are dropped and the bar that
-            contains ``now`` is cut to end at ``now`` (an in-progress bar; it then depends on
-            ``now`` too). Without it every bar is complete.
+        now: When given, nothing at or after ``now`` exists: the window ends at ``now`` at the
+            latest and the bar that contains ``now`` is cut to end at ``now`` (an in-progress
+            bar; it then depends on ``now`` too).
+        overlap: Real TWS's window rather than the bars starting in the window.
 
     Returns:
         The bars, oldest first.
@@ -445,15 +505,58 @@ def generate(  # noqa: PLR0917 - positional signature shared with the server
         end = min(end, now)
     if start >= end:
         return []
-    intervals = _intervals(contract, bar_size, use_rth, start, end)
-    if now is not None and intervals:
-        cut = int(now.timestamp())
-        t0, t1, day = intervals[-1]
-        if t1 > cut:
-            intervals[-1] = (t0, max(cut, t0 + 1), day)
+    cut_at = end if overlap else now
+    if BAR_SIZES[bar_size] <= _DAY:
+        intervals = _intervals(contract, bar_size, use_rth, start, end, overlap=overlap)
+        if cut_at is not None and intervals:
+            intervals[-1] = _cut(intervals[-1], cut_at)
+        return _make_bars(contract, what_to_show, bar_size, intervals)
+    periods = _period_intervals(contract, bar_size, use_rth, start, end, overlap=overlap, now=now)
+    if cut_at is not None and periods:
+        periods[-1][-1] = _cut(periods[-1][-1], cut_at)
+    days = _make_bars(contract, what_to_show, "1 day", [i for p in periods for i in p])
+    wap_decimals = min(_decimals(contract.min_tick) + 1, 12)
+    out: list[SimBar] = []
+    at = 0
+    for period in periods:
+        out.append(_aggregate(days[at : at + len(period)], wap_decimals))
+        at += len(period)
+    return out
+
+
+def _make_bars(
+    contract: SimContract, what_to_show: str, bar_size: str, intervals: Sequence[_Interval]
+) -> list[SimBar]:
     if what_to_show in _LEVELS:
         return _level_bars(contract, what_to_show, bar_size, intervals)
     return _price_bars(contract, what_to_show, bar_size, intervals)
+
+
+def _aggregate(days: Sequence[SimBar], wap_decimals: int) -> SimBar:
+    """One bar made of consecutive daily bars: open of the first, extremes, close of the last,
+    volume and count summed, WAP volume-weighted (``-1`` for types without volume)."""
+    first = days[0]
+    last = days[-1]
+    high = max(b.high for b in days)
+    low = min(b.low for b in days)
+    if first.volume < 0:
+        volume, wap, count = -1, -1.0, -1
+    else:
+        volume = sum(b.volume for b in days)
+        count = sum(b.count for b in days)
+        wap = round(math.fsum(b.wap * b.volume for b in days) / volume, wap_decimals)
+    return SimBar(
+        first.start,
+        last.end,
+        last.session_date,
+        first.open,
+        high,
+        low,
+        last.close,
+        volume,
+        wap,
+        count,
+    )
 
 
 def _price_bars(

@@ -33,16 +33,19 @@ from typing import Any, Final
 
 import attrs
 
+from ibdata.sim._calendar import default_calendar, get_calendar
 from ibdata.sim._model import UTC, ContractQuery, SessionTemplate, SimContract, SimError
 
 __all__ = [
     "CHAIN_YEARS_AHEAD",
     "CHAIN_YEARS_BACK",
     "EXPIRED_HISTORY_YEARS",
+    "INVALID_SEC_TYPE_TEXT",
     "MONTH_CODES",
     "MONTH_NAMES",
     "NOT_FOUND_TEXT",
     "NO_EXPIRY_TEXT",
+    "SEC_TYPES",
     "Catalog",
     "ExpiryRule",
     "FutureProduct",
@@ -73,6 +76,36 @@ MONTH_NAMES: Final = (
 NOT_FOUND_TEXT: Final = "No security definition has been found for the request"
 """Text of error 200 when nothing matches."""
 
+INVALID_SEC_TYPE_TEXT: Final = (
+    "Error validating request.-'bQ' : cause - Please enter a valid security type"
+)
+"""Text of error 321 for a secType TWS does not know (from a real capture)."""
+
+SEC_TYPES: Final = frozenset(
+    {
+        "STK",
+        "OPT",
+        "FUT",
+        "CONTFUT",
+        "FUT+CONTFUT",
+        "IND",
+        "FOP",
+        "CASH",
+        "BAG",
+        "WAR",
+        "IOPT",
+        "BOND",
+        "BILL",
+        "CMDTY",
+        "NEWS",
+        "FUND",
+        "CFD",
+        "CRYPTO",
+        "FWD",
+    }
+)
+"""The security types TWS knows; an empty secType matches every type."""
+
 NO_EXPIRY_TEXT: Final = (
     "Error validating request.-'bS' : cause - Please enter a local symbol or an expiry"
 )
@@ -99,21 +132,21 @@ _EXPIRY = re.compile(r"(\d{8})(?:[ -].*)?|\d{6}|\d{4}", re.ASCII)
 # --- calendar helpers --------------------------------------------------------------------
 
 
-def _is_business_day(day: dt.date) -> bool:
-    return day.weekday() < 5
+def _is_business_day(day: dt.date, calendar: str = "") -> bool:
+    return get_calendar(calendar).is_business_day(day)
 
 
-def _business_days_before(day: dt.date, n: int) -> dt.date:
+def _business_days_before(day: dt.date, n: int, calendar: str = "") -> dt.date:
     while n > 0:
         day -= dt.timedelta(days=1)
-        if _is_business_day(day):
+        if _is_business_day(day, calendar):
             n -= 1
     return day
 
 
-def _last_business_day(year: int, month: int) -> dt.date:
+def _last_business_day(year: int, month: int, calendar: str = "") -> dt.date:
     day = _add_months(dt.date(year, month, 1), 1) - dt.timedelta(days=1)
-    while not _is_business_day(day):
+    while not _is_business_day(day, calendar):
         day -= dt.timedelta(days=1)
     return day
 
@@ -149,8 +182,10 @@ def _as_date(today: dt.date) -> dt.date:
 class ExpiryRule:
     """How a futures product's last trade date follows from its contract month.
 
-    Business days are Monday to Friday; exchange holidays are ignored, so a real last trade
-    date that an exchange moved because of a holiday may differ by a day.
+    Business days are Monday to Friday except the holidays of the exchange calendar passed
+    to :meth:`last_trade_date` (the product's ``calendar``), so a last trade date moves as
+    the exchange moves it for a holiday (ZN December 2024: 19 December, Christmas not
+    counted). One-off closures an exchange announces are not known.
 
     ``rule`` is one of:
 
@@ -177,14 +212,20 @@ class ExpiryRule:
         if not 1 <= self.delivery_day <= 28:
             raise ValueError("delivery_day must be 1..28")
 
-    def last_trade_date(self, year: int, month: int) -> dt.date:
-        """The last trade date of the contract for ``year``/``month``."""
+    def last_trade_date(self, year: int, month: int, calendar: str = "") -> dt.date:
+        """The last trade date of the contract for ``year``/``month``, counting business days
+        on the exchange ``calendar`` (empty: Monday to Friday).
+
+        Raises:
+            ValueError: ``calendar`` is not a known exchange calendar.
+        """
         if self.rule == "before_delivery_day":
             delivery = dt.date(year, month, self.delivery_day)
-            while not _is_business_day(delivery):
+            while not _is_business_day(delivery, calendar):
                 delivery += dt.timedelta(days=1)
-            return _business_days_before(delivery, self.business_days_before)
-        return _business_days_before(_last_business_day(year, month), self.business_days_before)
+            return _business_days_before(delivery, self.business_days_before, calendar)
+        last = _last_business_day(year, month, calendar)
+        return _business_days_before(last, self.business_days_before, calendar)
 
 
 @attrs.frozen(kw_only=True)
@@ -206,7 +247,10 @@ class FutureProduct:
       ``agg_group`` 2147483647 and sizes ``1``/``1``/``1`` as in a recorded ES answer;
     * ``head_timestamp`` = start of the first session on or after the listing day,
       ``listing_months`` before the last trade date (Eurex lists the three nearest quarterly
-      months, i.e. about nine months ahead); before it the contract has no bars.
+      months, i.e. about nine months ahead); before it the contract has no bars;
+    * ``calendar``: the product's exchange calendar (``EUREX``, ``ICE_EUROPE``, ``CME`` …;
+      empty for none), whose holidays have no session and are not business days for
+      ``expiry``.
     """
 
     symbol: str
@@ -235,8 +279,10 @@ class FutureProduct:
         "TRAILMIT,WHATIF"
     )
     what_to_show: frozenset[str] = frozenset({"TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK"})
+    calendar: str = ""
 
     def __attrs_post_init__(self) -> None:
+        get_calendar(self.calendar)  # raises for an unknown calendar
         if self.local_symbol_style not in _LOCAL_SYMBOL_STYLES:
             raise ValueError(
                 f"{self.symbol}: unknown local_symbol_style {self.local_symbol_style!r}; "
@@ -275,7 +321,7 @@ class FutureProduct:
         """The contract for ``year``/``month``; ``month`` must be one of the listed months."""
         if month not in self.month_numbers:
             raise ValueError(f"{self.symbol} does not list month {month}")
-        ltd = self.expiry.last_trade_date(year, month)
+        ltd = self.expiry.last_trade_date(year, month, self.calendar)
         return SimContract(
             con_id=self.con_id(year, month),
             symbol=self.symbol,
@@ -297,6 +343,7 @@ class FutureProduct:
             time_zone_id=self.time_zone_id,
             trading=self.trading,
             liquid=self.liquid,
+            calendar=self.calendar,
             agg_group=2147483647,
             market_rule_id=self.market_rule_id,
             real_expiration_date=f"{ltd:%Y%m%d}",
@@ -325,7 +372,7 @@ class FutureProduct:
     def _listing_start(self, ltd: dt.date) -> dt.datetime:
         day = _add_months(ltd, -self.listing_months)
         for _ in range(14):
-            session = self.trading.session_on(day, self.time_zone_id)
+            session = self.trading.session_on(day, self.time_zone_id, self.calendar)
             if session is not None:
                 return session.start
             day += dt.timedelta(days=1)
@@ -340,11 +387,13 @@ _NOTE_KEYS: Final = frozenset({"notes", "futures_notes", "format", "templates"})
 def _session(obj: Any, where: str) -> SessionTemplate:
     if not isinstance(obj, Mapping):
         raise ValueError(f"{where}: a session must be an object with open/close/days")
-    unknown = set(obj) - {"open", "close", "days"}
+    unknown = set(obj) - {"open", "close", "days", "early_close"}
     if unknown:
         raise ValueError(f"{where}: unknown session keys {sorted(unknown)}")
     days = tuple(int(d) for d in obj.get("days", (0, 1, 2, 3, 4)))
-    return SessionTemplate(str(obj["open"]), str(obj["close"]), days)
+    return SessionTemplate(
+        str(obj["open"]), str(obj["close"]), days, str(obj.get("early_close", ""))
+    )
 
 
 def _timestamp(text: Any, where: str) -> dt.datetime:
@@ -378,6 +427,10 @@ def _instrument(obj: Mapping[str, Any], templates: Mapping[str, Any]) -> SimCont
         data["what_to_show"] = frozenset(str(w) for w in data["what_to_show"])
     if "head_timestamp" in data:
         data["head_timestamp"] = _timestamp(data["head_timestamp"], where)
+    if "calendar" not in data:
+        data["calendar"] = default_calendar(
+            str(data.get("exchange", "")), str(data.get("primary_exchange", ""))
+        )
     return SimContract(**data)
 
 
@@ -392,6 +445,7 @@ def _product(obj: Mapping[str, Any]) -> FutureProduct:
         raise ValueError(f"{where}: unknown fields {sorted(unknown)}")
     data["trading"] = _session(data["trading"], f"{where}.trading")
     data["liquid"] = _session(data["liquid"], f"{where}.liquid")
+    data.setdefault("calendar", default_calendar(str(data.get("exchange", ""))))
     expiry = dict(data["expiry"])
     data["expiry"] = ExpiryRule(
         rule=str(expiry.pop("rule")),
@@ -746,9 +800,13 @@ class Catalog:
             (futures oldest first). Never empty.
 
         Raises:
-            SimError: 200 ``No security definition has been found for the request`` when
-                nothing matches.
+            SimError: 321 ``Error validating request.-'bQ' : cause - Please enter a valid
+                security type`` for a ``sec_type`` TWS does not know (as a real TWS answered
+                ``invalid_secType``); 200 ``No security definition has been found for
+                the request`` when nothing matches.
         """
+        if query.sec_type and query.sec_type not in SEC_TYPES:
+            raise SimError(321, INVALID_SEC_TYPE_TEXT)
         today = _as_date(today)
         self._ensure_chains(today)
         if query.sec_type == _CONTFUT:

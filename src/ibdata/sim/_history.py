@@ -5,8 +5,9 @@ generate bars for, plus warnings such as 2174) or raises :class:`~ibdata.sim._mo
 with the code and text TWS sends. Checks run in this order, the first failure wins:
 
 1. bar size (321); 2. duration grammar and unit overflow (321); 3. ``formatDate`` (321);
-4. unknown ``whatToShow`` (321); 5. ``ADJUSTED_LAST`` / ``keepUpToDate`` / ``CONTFUT`` with an
-end date (321, 321, 10339), then ``keepUpToDate`` restrictions (321); 6. ``endDateTime``
+4. unknown ``whatToShow`` (321); 5. ``ADJUSTED_LAST`` / ``keepUpToDate`` / ``CONTFUT`` named by
+symbol with an end date (321, 321, 10339; a ``CONTFUT`` named by conId is served, as a real
+capture shows), then ``keepUpToDate`` restrictions (321); 6. ``endDateTime``
 syntax (10314); 7. ``whatToShow`` not offered for the instrument (162, or 10299 for crypto
 ``TRADES``), ``SCHEDULE`` with non-daily bars (10295); 8. duration too long for the bar size
 (162 ``Time length exceed max.``). 321 texts read ``Error validating request.-'xx' : cause -
@@ -21,16 +22,32 @@ little above the table's 1800 S), ``5 secs`` up to 3600 S, ``10 secs`` and ``15 
 1 min and more are not held to the step table (IB lifted those limits; large requests are
 merely slow), so e.g. a year of 1-min bars (~100,000 bars) is served in one response.
 
-Windows. The end is the parsed ``endDateTime`` (now when empty), clamped to now. The start is:
+Windows. The end is the parsed ``endDateTime`` (now when empty), clamped to now. Two window
+semantics are modelled (``window_semantics``); the start/end strings of the answer report the
+window of the chosen one.
 
-* ``N S``: exactly N seconds before the end;
-* ``N D``: the start of the N-th most recent session (trading sessions, liquid ones when
-  ``useRTH``) that starts before the end; a session in progress at the end counts as one. With
-  fewer sessions available (head timestamp, expiry) the start is the first available
-  session's start; with none, the window is empty;
-* ``N W``: N x 7 calendar days before the end, ``N M``: N calendar months, ``N Y``: N
-  calendar years (wall-clock arithmetic in the instrument's zone; a day past the end of the
-  target month is clipped to its last day).
+``"real"`` (the default), what real TWS answers (each rule from a real capture, see the
+simulator docs): durations are counted in *trading time* to pick the bars, and the reported
+start is the end minus the duration in calendar time. Bars that overlap the picked window
+are included (the bar containing its start too), and the last bar is cut at the end:
+
+* ``N S``: bars covering the last N seconds of session time before the end (after the close
+  that is the session's last N seconds; before the open, the previous sessions'); reported
+  start = end - N seconds;
+* ``N D``: bars of the N most recent sessions starting before the end (a session in progress
+  counts); reported start = end - N x 24 hours;
+* ``N W``, ``N M``, ``N Y``: bars overlapping the calendar window (N x 7 days, N calendar
+  months or years back, wall-clock arithmetic in the instrument's zone; a day past the end
+  of the target month is clipped to its last day), which is also the reported start.
+
+``"sessions"`` (the simulator's earlier model): the reported window is the one bars are
+picked from, and a bar belongs to it when it *starts* in it (whole, cut only at now):
+``N S`` is exactly N seconds before the end; ``N D`` starts at the N-th most recent session
+(trading sessions, liquid ones when ``useRTH``) that starts before the end, the session in
+progress counting as one; ``N W``, ``N M``, ``N Y`` as above.
+
+In both, with fewer sessions available (head timestamp, expiry) the window starts at the
+first available session; with none, it is empty (162 "no data").
 
 The six-month limit on bars of 30 secs or less is not enforced: old small bars are served.
 """
@@ -39,18 +56,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from typing import Final
 from zoneinfo import ZoneInfo
 
 import attrs
 
 from ibdata.sim import _bars
-from ibdata.sim._model import SimContract, SimError, zone
+from ibdata.sim._model import Session, SimContract, SimError, zone
 
 UTC = dt.timezone.utc
 
 __all__ = [
     "KNOWN_WHAT_TO_SHOW",
+    "WINDOW_SEMANTICS",
     "BarsPlan",
     "no_data_error",
     "parse_end_date_time",
@@ -59,6 +78,9 @@ __all__ = [
 ]
 
 HMDS: Final = "Historical Market Data Service error message:"
+
+#: The window semantics :func:`plan_bars` models: ``"real"`` (real TWS's) and ``"sessions"``.
+WINDOW_SEMANTICS: Final = ("real", "sessions")
 
 #: Every ``whatToShow`` TWS knows; anything else is rejected with 321.
 KNOWN_WHAT_TO_SHOW: Final = frozenset(
@@ -117,13 +139,17 @@ def _invalid(tag: str, cause: str) -> SimError:
 class BarsPlan:
     """A validated reqHistoricalData: the window to serve and the warnings to send first.
 
-    ``start`` and ``end`` are aware UTC datetimes (``start <= end``); bars whose start lies in
-    ``[start, end)`` answer the request. ``bar_size`` is the long spelling (``1 week`` for
-    ``1W``). ``warnings`` are ``(code, text)`` pairs to send as error frames before the data.
+    ``start`` and ``end`` are the window the answer reports (aware UTC, ``start <= end``).
+    The bars that answer it are those of ``[bars_start, end)``: those that overlap it, the
+    last cut at ``end``, when ``overlap`` (real TWS), else those whose start lies in it (then
+    ``bars_start == start``). ``bar_size`` is the long spelling (``1 week`` for ``1W``).
+    ``warnings`` are ``(code, text)`` pairs to send as error frames before the data.
     """
 
     start: dt.datetime
     end: dt.datetime
+    bars_start: dt.datetime
+    overlap: bool
     bar_size: str
     duration: str
     duration_count: int
@@ -143,7 +169,13 @@ class BarsPlan:
                 (:func:`ibdata.sim._bars.sessions`), not bars.
         """
         return _bars.generate(
-            contract, self.what_to_show, self.bar_size, self.use_rth, self.start, self.end
+            contract,
+            self.what_to_show,
+            self.bar_size,
+            self.use_rth,
+            self.bars_start,
+            self.end,
+            overlap=self.overlap,
         )
 
 
@@ -302,9 +334,10 @@ def _months_back(t: dt.datetime, months: int) -> dt.datetime:
     return t.replace(year=year, month=month, day=min(t.day, last_day))
 
 
-def _sessions_back(
-    contract: SimContract, use_rth: bool, end: dt.datetime, count: int
-) -> dt.datetime:
+def _sessions_before(contract: SimContract, use_rth: bool, end: dt.datetime) -> Iterator[Session]:
+    """The contract's sessions that start before ``end``, newest first: none before its head
+    timestamp, after its expiry, or on its calendar's holidays (at most
+    ``_MAX_SESSIONS_SCAN`` calendar days are scanned)."""
     template = contract.liquid if use_rth else contract.trading
     tz = contract.time_zone_id
     head = contract.head_timestamp
@@ -313,28 +346,46 @@ def _sessions_back(
     if expiry is not None:
         day = min(day, expiry)
     stop = head.astimezone(zone(tz)).date() - dt.timedelta(days=1)
-    found = 0
-    start: dt.datetime | None = None
     for _ in range(_MAX_SESSIONS_SCAN):
         if day < stop:
-            break
-        s = template.session_on(day, tz)
+            return
+        s = template.session_on(day, tz, contract.calendar)
         if s is not None and s.start < end and s.start >= head:
-            found += 1
-            start = s.start
-            if found == count:
-                break
+            yield s
         day -= dt.timedelta(days=1)
-    return end if start is None else start
 
 
-def _window_start(
-    contract: SimContract, use_rth: bool, end: dt.datetime, count: int, unit: str
+def _sessions_back(
+    contract: SimContract, use_rth: bool, end: dt.datetime, count: int
 ) -> dt.datetime:
-    if unit == "S":
-        return end - dt.timedelta(seconds=count)
-    if unit == "D":
-        return _sessions_back(contract, use_rth, end, count)
+    """The start of the ``count``-th most recent session starting before ``end`` (or of the
+    oldest available one); ``end`` when there is none."""
+    start = end
+    for found, s in enumerate(_sessions_before(contract, use_rth, end), start=1):
+        start = s.start
+        if found == count:
+            break
+    return start
+
+
+def _trading_time_back(
+    contract: SimContract, use_rth: bool, end: dt.datetime, seconds: int
+) -> dt.datetime:
+    """The instant from which ``[instant, end)`` holds ``seconds`` of session time (or the
+    start of the oldest available session); ``end`` when no session starts before it."""
+    remaining = dt.timedelta(seconds=seconds)
+    start = end
+    for s in _sessions_before(contract, use_rth, end):
+        stop = min(s.end, end)
+        if remaining <= stop - s.start:
+            return stop - remaining
+        remaining -= stop - s.start
+        start = s.start
+    return start
+
+
+def _calendar_back(contract: SimContract, end: dt.datetime, count: int, unit: str) -> dt.datetime:
+    """``end`` moved back ``count`` weeks, months or years in the instrument's wall time."""
     local = end.astimezone(zone(contract.time_zone_id))
     if unit == "W":
         start = local - dt.timedelta(days=7 * count)
@@ -343,6 +394,20 @@ def _window_start(
     else:
         start = _months_back(local, 12 * count)
     return start.astimezone(UTC)
+
+
+def _window(
+    contract: SimContract, use_rth: bool, end: dt.datetime, count: int, unit: str, *, real: bool
+) -> tuple[dt.datetime, dt.datetime]:
+    """The reported start and the start of the bars (see the module docs)."""
+    if unit == "S":
+        reported = end - dt.timedelta(seconds=count)
+        return reported, _trading_time_back(contract, use_rth, end, count) if real else reported
+    if unit == "D":
+        first = _sessions_back(contract, use_rth, end, count)
+        return (end - dt.timedelta(days=count), first) if real else (first, first)
+    start = _calendar_back(contract, end, count, unit)
+    return start, start
 
 
 def plan_bars(
@@ -357,6 +422,8 @@ def plan_bars(
     keep_up_to_date: bool,
     now: dt.datetime,
     login_tz: str,
+    window_semantics: str = "real",
+    contract_by_con_id: bool = False,
 ) -> BarsPlan:
     """Validate a reqHistoricalData like TWS and plan the window it covers.
 
@@ -373,13 +440,22 @@ def plan_bars(
         keep_up_to_date: The request asks for live updates of the last bar.
         now: The simulator's current time (aware).
         login_tz: The TWS login time zone, for zone-less end times.
+        window_semantics: ``"real"`` (real TWS's windows) or ``"sessions"``; see the module
+            docs.
+        contract_by_con_id: The request named its contract by conId (a ``CONTFUT`` named so
+            may have an end date).
 
     Returns:
         The plan.
 
     Raises:
         SimError: With TWS's code and text when TWS would refuse the request.
+        ValueError: ``window_semantics`` is not one of :data:`WINDOW_SEMANTICS`.
     """
+    if window_semantics not in WINDOW_SEMANTICS:
+        raise ValueError(
+            f"window_semantics must be one of {WINDOW_SEMANTICS}, got {window_semantics!r}"
+        )
     if bar_size not in _bars.BAR_SIZES:
         raise _invalid(
             "bK",
@@ -395,7 +471,7 @@ def plan_bars(
         raise _invalid("bQ", "End date not supported with adjusted last")
     if has_end and keep_up_to_date:
         raise _invalid("bQ", "End date not supported with live updates")
-    if has_end and contract.sec_type == "CONTFUT":
+    if has_end and contract.sec_type == "CONTFUT" and not contract_by_con_id:
         raise SimError(10339, TEXT_10339)
     if keep_up_to_date and what_to_show not in _LIVE_TYPES:
         raise _invalid(
@@ -413,10 +489,13 @@ def plan_bars(
     now_utc = now.astimezone(UTC)
     end_is_now = end >= now_utc
     end = min(end, now_utc)
-    start = min(_window_start(contract, use_rth, end, count, unit), end)
+    real = window_semantics == "real"
+    start, bars_start = _window(contract, use_rth, end, count, unit, real=real)
     return BarsPlan(
-        start=start,
+        start=min(start, end),
         end=end,
+        bars_start=min(bars_start, end),
+        overlap=real,
         bar_size=_bars.canonical_bar_size(bar_size),
         duration=duration,
         duration_count=count,

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from ibdata.sim._calendar import CALENDAR_NAMES, get_calendar
+
 UTC = dt.timezone.utc
 
 
@@ -34,16 +36,29 @@ class SessionTemplate:
     A session is named by the calendar date on which it *closes* (IB dates a daily bar by the
     day its session closes). ``days`` are the weekdays (0 = Monday) on which a session closes.
     When ``open`` is not earlier than ``close`` the session opens on the previous calendar day
-    (overnight futures and FX sessions).
+    (overnight futures and FX sessions). ``early_close`` (``HHMM``, optional) is the close on
+    the days the exchange calendar marks as early closes (13:00 for US stocks' regular hours);
+    without it those days close as usual.
+
+    The methods take the name of an exchange calendar (``NYSE``, ``CME`` …): no session
+    closes on one of its holidays, and early-close days end at ``early_close``.
     """
 
     open: str
     close: str
     days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    early_close: str = ""
 
     def __attrs_post_init__(self) -> None:
         _hhmm(self.open)
         _hhmm(self.close)
+        if self.early_close:
+            _hhmm(self.early_close)
+            if not self.overnight and not self.open < self.early_close <= self.close:
+                raise ValueError(
+                    f"early_close must lie after the open and not after the close, "
+                    f"got {self.early_close!r}"
+                )
         if not self.days or any(d not in range(7) for d in self.days):
             raise ValueError(f"days must be weekdays 0..6, got {self.days!r}")
 
@@ -52,17 +67,29 @@ class SessionTemplate:
         """True when a session opens on the calendar day before it closes."""
         return self.open >= self.close
 
-    def session_on(self, day: dt.date, tz: str) -> Session | None:
-        """The session that closes on ``day``, or None if the market is closed that day."""
+    def session_on(self, day: dt.date, tz: str, calendar: str = "") -> Session | None:
+        """The session that closes on ``day``, or None if the market is closed that day.
+
+        Raises:
+            ValueError: ``calendar`` is not a known exchange calendar.
+        """
         if day.weekday() not in self.days:
             return None
+        cal = get_calendar(calendar)
+        if cal.is_holiday(day):
+            return None
+        close = self.close
+        if self.early_close and cal.is_early_close(day):
+            close = self.early_close
         z = zone(tz)
         open_day = day - dt.timedelta(days=1) if self.overnight else day
         start = dt.datetime.combine(open_day, _hhmm(self.open), tzinfo=z)
-        end = dt.datetime.combine(day, _hhmm(self.close), tzinfo=z)
+        end = dt.datetime.combine(day, _hhmm(close), tzinfo=z)
         return Session(day, start.astimezone(UTC), end.astimezone(UTC))
 
-    def sessions(self, tz: str, start: dt.datetime, end: dt.datetime) -> list[Session]:
+    def sessions(
+        self, tz: str, start: dt.datetime, end: dt.datetime, calendar: str = ""
+    ) -> list[Session]:
         """Every session that overlaps ``[start, end)`` (aware datetimes), oldest first."""
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("start and end must be timezone-aware")
@@ -72,23 +99,24 @@ class SessionTemplate:
         out: list[Session] = []
         day = first
         while day <= last:
-            s = self.session_on(day, tz)
+            s = self.session_on(day, tz, calendar)
             if s is not None and s.start < end and s.end > start:
                 out.append(s)
             day += dt.timedelta(days=1)
         return out
 
-    def hours(self, tz: str, first: dt.date, days: int) -> str:
+    def hours(self, tz: str, first: dt.date, days: int, calendar: str = "") -> str:
         """IB's ``tradingHours``/``liquidHours`` text for ``days`` calendar days from ``first``.
 
         Entries are ``YYYYMMDD:HHMM-YYYYMMDD:HHMM`` in the instrument's zone, and
-        ``YYYYMMDD:CLOSED`` for days without a session, joined by ``;``.
+        ``YYYYMMDD:CLOSED`` for days without a session (weekends and the calendar's
+        holidays), joined by ``;``.
         """
         parts: list[str] = []
         z = zone(tz)
         for i in range(days):
             day = first + dt.timedelta(days=i)
-            s = self.session_on(day, tz)
+            s = self.session_on(day, tz, calendar)
             if s is None:
                 parts.append(f"{day:%Y%m%d}:CLOSED")
                 continue
@@ -113,6 +141,9 @@ class SimContract:
 
     The first group of fields is what TWS reports in contract details (names follow IB's
     ``ContractDetails``, snake-cased); the second group drives the simulator's bar generator.
+    ``calendar`` names the exchange calendar whose holidays have no session and whose early
+    closes end sessions early (``NYSE``, ``CME``, ``EUREX``, ``ICE_EUROPE``, ``IDEALPRO``;
+    empty for none; the rules are listed in the simulator guide).
     """
 
     con_id: int
@@ -140,6 +171,7 @@ class SimContract:
     time_zone_id: str = "US/Eastern"
     trading: SessionTemplate = SessionTemplate("0930", "1600")
     liquid: SessionTemplate = SessionTemplate("0930", "1600")
+    calendar: str = attrs.field(default="", validator=attrs.validators.in_(CALENDAR_NAMES))
     sec_ids: tuple[tuple[str, str], ...] = ()
     agg_group: int = 1
     under_symbol: str = ""

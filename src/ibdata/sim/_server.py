@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 import attrs
 
 from ibdata.pacing import PacedRequest, PacingRules, PacingTracker
-from ibdata.sim import _bars, _history
+from ibdata.sim import _bars, _history, _login
 from ibdata.sim import _messages as m
 from ibdata.sim._catalog import Catalog
 from ibdata.sim._clock import Clock, SystemClock
@@ -38,7 +38,7 @@ from ibdata.sim._framing import (
     parse_hello,
     split_fields,
 )
-from ibdata.sim._model import UTC, ContractQuery, SimContract, SimError, zone
+from ibdata.sim._model import ContractQuery, SimContract, SimError, zone
 from ibdata.sim._observe import Received, ReceivedLog, SimStats
 
 log = logging.getLogger("ibdata.sim")
@@ -181,6 +181,11 @@ class Simulator:
         catalog: the instruments served; :meth:`Catalog.default` for the clock's date if None.
         login_tz: IANA name of the TWS login time zone: used for the connection time,
             zone-less end dates and (below server version 174) intraday bar times.
+        login_tz_names: how the connection time names the login zone: ``"short"``, the
+            IANA abbreviation (``GMT``, ``BST``, ``CST``), or ``"long"``, Java's English long
+            name (``Greenwich Mean Time``, ``British Summer Time``, ``China Standard
+            Time``), which the simulator has only for the zones listed in the simulator
+            docs (others raise ValueError). Real TWS sends either.
         max_clients: simultaneous connections served; the next one is closed at once.
         update_interval: seconds between historicalDataUpdate messages for keepUpToDate.
         max_frame: largest frame accepted from a client before it is dropped.
@@ -189,6 +194,12 @@ class Simulator:
         max_queued_bytes: bytes of responses a client may leave unread before it is dropped.
         bar_cache_bytes: memory for encoded bars of finished sessions (0 turns the cache
             off); answers are the same bytes either way, only faster.
+        window_semantics: how a request's duration becomes bars and the start/end it
+            reports: ``"real"`` (what real TWS does: durations counted in trading time,
+            bars overlapping the window included and the last cut at the end, the start
+            reported as end minus the duration) or ``"sessions"`` (the simulator's earlier
+            model: ``N D`` starts at the N-th last session, bars must start in the window).
+            See the simulator docs.
     """
 
     def __init__(
@@ -205,12 +216,14 @@ class Simulator:
         no_permission: Iterable[str | int] = (),
         catalog: Catalog | None = None,
         login_tz: str = "UTC",
+        login_tz_names: str = "short",
         max_clients: int = 32,
         update_interval: float = 5.0,
         max_frame: int = MAX_CLIENT_FRAME,
         send_timeout: float = SEND_TIMEOUT,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
         bar_cache_bytes: int = 64 * 1024 * 1024,
+        window_semantics: str = "real",
     ) -> None:
         if not m.MIN_SERVER_VERSION <= server_version <= m.MAX_SERVER_VERSION:
             raise ValueError(
@@ -226,6 +239,13 @@ class Simulator:
         if update_interval <= 0:
             raise ValueError(f"update_interval must be > 0, got {update_interval!r}")
         zone(login_tz)  # raises for an unknown zone
+        _login.check_style(login_tz_names, login_tz)
+        if window_semantics not in _history.WINDOW_SEMANTICS:
+            raise ValueError(
+                f"window_semantics must be one of {_history.WINDOW_SEMANTICS}, "
+                f"got {window_semantics!r}"
+            )
+        self.window_semantics = window_semantics
         self.host = host
         self._requested_port = port
         self.server_version = server_version
@@ -233,6 +253,7 @@ class Simulator:
         self.clock: Clock = clock or SystemClock()
         self.accounts = tuple(accounts)
         self.login_tz = login_tz
+        self.login_tz_names = login_tz_names
         self.max_clients = max_clients
         self.update_interval = update_interval
         self.max_frame = max_frame
@@ -664,8 +685,8 @@ class Simulator:
                     req_id,
                     c,
                     s.server_version,
-                    trading_hours=c.trading.hours(c.time_zone_id, first, 7),
-                    liquid_hours=c.liquid.hours(c.time_zone_id, first, 7),
+                    trading_hours=c.trading.hours(c.time_zone_id, first, 7, c.calendar),
+                    liquid_hours=c.liquid.hours(c.time_zone_id, first, 7, c.calendar),
                 )
             )
         frames.append(m.contract_data_end_fields(req_id))
@@ -701,6 +722,8 @@ class Simulator:
                 keep_up_to_date=req.keep_up_to_date,
                 now=self.clock.now(),
                 login_tz=self.login_tz,
+                window_semantics=self.window_semantics,
+                contract_by_con_id=req.contract.con_id != 0,
             )
         except SimError as e:
             s.error(req.req_id, e.code, e.text)
@@ -727,7 +750,9 @@ class Simulator:
         self._wake_hmds(s, contract)
         for code, text in plan.warnings:
             s.error(req.req_id, code, text)
-        count, body = self._bar_body(s, contract, req, plan.start, plan.end)
+        count, body = self._bar_body(
+            s, contract, req, plan.bars_start, plan.end, overlap=plan.overlap
+        )
         if not count:
             self._close_slot(key)
             err = _history.no_data_error(contract, req.what_to_show)
@@ -760,8 +785,11 @@ class Simulator:
         req: m.HistoricalRequest,
         start: dt.datetime,
         end: dt.datetime,
+        *,
+        overlap: bool,
     ) -> tuple[int, bytes]:
-        """The bars of ``[start, end)``, encoded: ``(count, fields)``.
+        """The bars of ``[start, end)``, encoded: ``(count, fields)``; with ``overlap`` those
+        that overlap it, the last cut at ``end`` (see :func:`ibdata.sim._bars.generate`).
 
         Intraday bars are produced session by session, and a session wholly inside the
         window and already over is encoded once and kept in an LRU cache: the generator is
@@ -770,7 +798,9 @@ class Simulator:
         now = self.clock.now()
 
         def encode(lo: dt.datetime, hi: dt.datetime) -> tuple[int, bytes]:
-            bars = _bars.generate(c, req.what_to_show, req.bar_size, req.use_rth, lo, hi, now=now)
+            bars = _bars.generate(
+                c, req.what_to_show, req.bar_size, req.use_rth, lo, hi, now=now, overlap=overlap
+            )
             return len(bars), m.encode_bar_fields(
                 [
                     (w.date, w.open, w.high, w.low, w.close, w.volume, w.wap, w.count)
@@ -1165,8 +1195,11 @@ class _Session:
         )
         if self.sim._deaf:
             return True
-        now = dt.datetime.now(UTC).astimezone(zone(self.sim.login_tz))
-        conn_time = f"{now:%Y%m%d %H:%M:%S} {now.tzname() or self.sim.login_tz}"
+        # The login zone's wall time on the simulator's clock (fixed or scaled, like the
+        # rest of its data), named as the login_tz_names option says.
+        conn_time = _login.connection_time(
+            self.sim.clock.now(), self.sim.login_tz, self.sim.login_tz_names
+        )
         # The reply goes out alone, in one write: ibapi 9.81.1 cannot reassemble it.
         self.enqueue(encode([version, conn_time]), held=False, delay=0.0)
         for extra in frames[1:]:
