@@ -253,13 +253,16 @@ def test_received_records_every_message(sim: Simulator) -> None:
 
 
 @pytest.mark.sends_orders
-def test_order_messages_are_counted_and_ignored(sim: Simulator) -> None:
-    """An order message is recorded, counted and never answered."""
+def test_order_messages_are_counted_and_refused_as_read_only(sim: Simulator) -> None:
+    """An order message is recorded, counted, never acted on, and refused at once with
+    321 "read-only" for its order id, as TWS with Read-Only API answers."""
     with RawClient(sim.port) as c:
-        c.connect_api(1)
-        c.send(3, 1, 0, "AAPL", "STK")
+        c.connect_api(1, versions="v100..157")
+        c.send(3, 17, 0, "AAPL", "STK")
         sim.received.wait_for("placeOrder", timeout=2)
-        assert c.silent_for(0.2)
+        err = c.read()
+    assert err[:4] == ["4", "2", "17", "321"]
+    assert err[4].endswith("cause - The API interface is currently in Read-Only mode.")
     assert sim.stats.order_messages == 1
 
 
@@ -495,3 +498,16 @@ def test_bar_cache_gives_identical_bytes(sim_factory: Callable[..., Simulator]) 
             answers.append(c.read_until(_is_bars(1))[-1])
     assert answers[0] == answers[1] == answers[2]
     assert int(answers[0][4]) > 5000  # ten sessions of minute bars, one cut by the end
+
+
+def test_an_unknown_request_is_refused_and_a_cancel_needs_no_answer(sim: Simulator) -> None:
+    """A request id the simulator does not know is refused at once (321, request id -1);
+    a cancel gets no answer, as from TWS."""
+    with RawClient(sim.port) as c:
+        c.connect_api(1, versions="v100..157")
+        c.send(2, 2, 5)  # cancelMktData of a subscription that never existed
+        assert c.silent_for(0.2)
+        c.send(150, 1, 2)  # no such message
+        err = c.read()
+    assert err[:4] == ["4", "2", "-1", "321"]
+    assert "not served by the simulator" in err[4]

@@ -496,3 +496,69 @@ def test_con_id_only_contract_resolves(ib: IB) -> None:
     (d,) = ib.reqContractDetails(Contract(conId=265598, exchange="SMART"))
     assert d.contract is not None
     assert d.contract.symbol == "AAPL"
+
+
+# ------------------------------------------------------------- requests it does not serve
+
+
+def _elapsed(call: Callable[[], Any]) -> tuple[Any, float]:
+    began = time.monotonic()
+    return call(), time.monotonic() - began
+
+
+def test_market_data_requests_are_refused_at_once(ib: IB) -> None:
+    """Streaming requests the simulator does not serve get, at once, the error a TWS
+    session without the subscription sends, with the request's id: no client waits for its
+    own timeout."""
+    (aapl,) = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+    seen = errors_of(ib)
+    ib.reqMktData(aapl)
+    ib.reqRealTimeBars(aapl, 5, "TRADES", False)
+    ib.reqTickByTickData(aapl, "Last")
+    deadline = time.monotonic() + 2
+    while len(seen) < 3 and time.monotonic() < deadline:
+        ib.sleep(0.02)
+    codes = sorted(code for _, code, _ in seen)
+    assert codes == [354, 420, 10189]
+    texts = {code: text for _, code, text in seen}
+    assert texts[354].startswith("Requested market data is not subscribed.")
+    assert texts[354].endswith("AAPL SMART/TOP/ALL")
+    assert texts[420] == (
+        "Invalid Real-time Query:No market data permissions for SMART STK. Requested market "
+        "data requires additional subscription for API. See link in 'Market Data "
+        "Connections' dialog for more details."
+    )
+    assert all(req_id > 0 for req_id, _, _ in seen)
+
+
+def test_blocking_requests_fail_fast_instead_of_timing_out(ib: IB) -> None:
+    """ib_async's blocking calls for historical ticks, scanners and news end with IB's
+    error (or an empty list, as for an account without news) well within a second."""
+    with pytest.raises(RequestError) as err:
+        _elapsed(lambda: ib.reqHistoricalTicks(AAPL, "", "20250312-14:00:00", 100, "TRADES", False))
+    assert err.value.code == 10187
+    providers, took = _elapsed(ib.reqNewsProviders)
+    assert (providers, took < 1) == ([], True)
+    symbols, took = _elapsed(lambda: ib.reqMatchingSymbols("AAP"))
+    assert (symbols, took < 1) == ([], True)
+
+
+@pytest.mark.sends_orders
+def test_an_order_is_refused_as_read_only(sim: Simulator, ib: IB) -> None:
+    """placeOrder is answered with 321 "read-only" for its order id and never acted on."""
+    from ib_async import LimitOrder
+
+    seen = errors_of(ib)
+    trade = ib.placeOrder(AAPL, LimitOrder("BUY", 1, 1.0))
+    deadline = time.monotonic() + 2
+    while not seen and time.monotonic() < deadline:
+        ib.sleep(0.02)
+    assert seen == [
+        (
+            trade.order.orderId,
+            321,
+            "Error validating request.-'bh' : cause - The API interface is currently in "
+            "Read-Only mode.",
+        )
+    ]
+    assert sim.stats.order_messages == 1

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 import attrs
 
 from ibdata.pacing import PacedRequest, PacingRules, PacingTracker
-from ibdata.sim import _bars, _history, _login
+from ibdata.sim import _bars, _history, _login, _refusals
 from ibdata.sim import _messages as m
 from ibdata.sim._catalog import Catalog
 from ibdata.sim._clock import Clock, SystemClock
@@ -1212,13 +1212,15 @@ class _Session:
             msg_id = int(fields[0])
         except (IndexError, ValueError):
             raise ProtocolError(f"message id is not a number: {fields[:1]!r}") from None
-        name = m.OUT_NAMES.get(msg_id, f"msg{msg_id}")
+        name = m.OUT_NAMES.get(msg_id) or _refusals.NAMES.get(msg_id, f"msg{msg_id}")
         sim.received.append(
             Received(self.number, self.client_id, msg_id, name, tuple(fields), time.monotonic())
         )
         if msg_id in m.ORDER_MESSAGE_IDS:
             sim._count("order_messages")
-            log.warning("client %s sent an order message (%s): ignored", self.client_id, name)
+            log.warning("client %s sent an order message (%s): refused", self.client_id, name)
+            if self.client_id is not None and not sim._deaf:
+                self._refuse(msg_id, fields)  # read-only API: 321, never acted on
             return
         if self.client_id is None:
             if msg_id == m.OUT_START_API:
@@ -1232,13 +1234,28 @@ class _Session:
             return
         handler = _HANDLERS.get(msg_id)
         if handler is None:
-            log.info("client %d: %s is not served; ignored", self.client_id, name)
+            self._refuse(msg_id, fields)
             return
         try:
             handler(self, fields)
         except ValueError as exc:
             # A well-framed request with unreadable fields: TWS reports it and carries on.
             self.error(-1, 320, f"Error reading request. {exc}")
+
+    def _refuse(self, msg_id: int, fields: list[str]) -> None:
+        """Answer a request the simulator does not serve at once, as TWS would: the error a
+        session without that permission gets, or the empty list an account without the
+        feature gets; cancels get nothing (see :mod:`ibdata.sim._refusals`)."""
+        if msg_id in _refusals.SILENT:
+            return
+        empty = _refusals.EMPTY_ANSWERS.get(msg_id)
+        if empty is not None:
+            self.send(empty[1](fields, self.server_version))
+            return
+        refusal = _refusals.REFUSALS.get(msg_id, _refusals.UNSERVED)
+        req_id, code, text = refusal.error(fields, self.server_version)
+        log.info("client %s: %s not served: %d %s", self.client_id, msg_id, code, text)
+        self.error(req_id, code, text)
 
     def _start_api(self, fields: list[str]) -> None:
         cur = m.FieldCursor(fields)
