@@ -11,7 +11,8 @@ Each page of ``docs/`` (and the README) is one test. Its samples run in page ord
   empty expectation checks only the exit status).
 
 The page runs in a temporary directory with ``HOME`` there too, against a simulator started
-for it (its clock fixed at :data:`tests.conftest.CLOCK_AT`, IB's pacing rules enforced)
+for it (its clock fixed at :data:`tests.conftest.CLOCK_AT`, IB's pacing rules enforced, at
+server version 157 so that every ibapi release prints the same)
 that ``IB_HOST`` / ``IB_PORT`` point at, exactly as a user points the samples at TWS. A page
 whose source holds ``<!-- docs-test: rest-server -->`` also gets the REST adapter on a free
 port: ``127.0.0.1:3001`` in its samples is replaced by that address before they run.
@@ -172,7 +173,10 @@ class _RestServer:
 @pytest.fixture
 def page_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """A simulator, a scratch directory as cwd and HOME, and IB_HOST / IB_PORT set."""
-    with Simulator(clock=FixedClock(CLOCK_AT)) as sim:
+    # Server version 157, the one PyPI's ibapi negotiates: a page's samples then print the
+    # same with every ibapi release (above 157 US stocks' volumes are exact shares, below
+    # TWS sends them in lots of 100 and they come out as round hundreds).
+    with Simulator(clock=FixedClock(CLOCK_AT), server_version=157) as sim:
         for var in ("IBDATA_API_TOKEN", "IBDATA_PRODUCTS", "IBDATA_CACHE", "IB_CLIENT_ID"):
             monkeypatch.delenv(var, raising=False)
         monkeypatch.setenv("IB_HOST", sim.host)

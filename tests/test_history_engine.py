@@ -24,6 +24,7 @@ from ibdata._engine import final_boundary
 from ibdata.cache import BarCache, CacheWarning, SeriesKey
 from ibdata.sim import ContractQuery, Simulator, SystemClock
 from ibdata.sim import _bars as simbars
+from tests import ibapi_release as rel
 from tests.conftest import CLOCK_AT
 
 UTC = dt.timezone.utc
@@ -467,10 +468,16 @@ def _whole(sim: Simulator, size: str, start: dt.datetime, end: dt.datetime) -> l
     bars = simbars.generate(
         contract, "TRADES", size, False, start - margin, end + margin, now=CLOCK_AT
     )
+    # what ibdata reports: shares, rounded to whole lots where TWS sends those (below 163)
+    lots = rel.OFFERED < 163
+
+    def volume(v: int) -> float:
+        return float(round(v / 100) * 100 if lots else v)
+
     if BarSize(size).intraday:
-        return [(b.start, b.open, b.high, b.low, b.close, b.volume, b.count)
+        return [(b.start, b.open, b.high, b.low, b.close, volume(b.volume), b.count)
                 for b in bars if start <= b.start < end]  # fmt: skip
-    return [(b.session_date, b.open, b.high, b.low, b.close, b.volume, b.count)
+    return [(b.session_date, b.open, b.high, b.low, b.close, volume(b.volume), b.count)
             for b in bars if start.date() <= b.session_date < end.date()]  # fmt: skip
 
 
@@ -535,3 +542,28 @@ def test_bars_of_the_current_period_are_never_final(
     """Only bars before the boundary are cached: a weekly or monthly bar dated in the
     current week or month is never final, however old its date."""
     assert final_boundary(BarSize(size), now) == boundary.timestamp()
+
+
+@pytest.mark.parametrize("sv", rel.versions([157, 165, 175]))
+def test_us_stock_volume_in_lots_is_returned_in_shares(
+    sim_factory: Callable[..., Simulator], sv: int
+) -> None:
+    """TWS sends a US stock's historical volume in lots of 100 below server version 175
+    (whole lots below 163, two decimals from 163); ibdata returns shares at every version:
+    the simulator's share volume, rounded to the lot where TWS rounds it."""
+    sim = sim_factory(server_version=sv)
+    start = dt.datetime(2025, 3, 10, 14, tzinfo=UTC)
+    end = dt.datetime(2025, 3, 10, 20, tzinfo=UTC)
+    with Client(sim.host, sim.port, timeout=20) as c:
+        assert c.health().server_version == sv
+        bars = c.get_historical_bars("AAPL", start=start, end=end, bar_size="5 mins")
+    contract = sim.catalog.resolve(ContractQuery(symbol="AAPL", **STOCK), CLOCK_AT.date())
+    shares = [
+        b.volume
+        for b in simbars.generate(contract, "TRADES", "5 mins", False, start, end, now=CLOCK_AT)
+    ]
+    got = [b.volume for b in bars]
+    if sv < 163:
+        assert got == [round(v / 100) * 100 for v in shares]
+    else:
+        assert got == pytest.approx(shares, abs=1e-6)

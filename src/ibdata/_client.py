@@ -848,6 +848,7 @@ class Client:
 
         def send(conn: Connection, deadline: float) -> Bars:
             login_tz = conn.login_tz
+            lots = _convert.volume_in_lots(details.contract, conn.server_version or 0)
 
             def build(items: list[Any], extra: Any) -> Bars:
                 if isinstance(extra, _convert.BarColumns):
@@ -867,6 +868,7 @@ class Client:
                     time_zone=details.time_zone_id,
                     login_tz=login_tz,
                     asked_end=asked_end,
+                    volume_in_lots=lots,
                 )
 
             p = conn.request(BARS, send_req, build=build, cancel=cancel)

@@ -450,12 +450,15 @@ def build_bars(
     time_zone: str,
     login_tz: str | SessionZone | None,
     asked_end: dt.datetime | None = None,
+    volume_in_lots: bool = False,
 ) -> Bars:
     """Turn parsed columns into :class:`~ibdata.models.Bars` with the request's metadata.
 
     ``asked_end`` is the end the request gave (None for "now"): TWS renders it as the
     answer's end, in its login zone below server version 174, which tells the login zone's
     offset at that instant (see :meth:`ibdata._zones.SessionZone.learn`).
+    ``volume_in_lots``: the volumes are in lots of 100 shares (US stocks below server
+    version 175, see :func:`volume_in_lots`); they are returned in shares.
 
     Raises:
         ValueError: a bar time is malformed, or a price, volume or WAP is not a finite
@@ -471,6 +474,8 @@ def build_bars(
         if name in ("open", "high", "low", "close") and column and max(column) >= UNSET_LONG:
             raise ValueError(f"a bar's {name} is IB's 'no value' sentinel")
     volume, wap, count = _unset_as_missing(columns)
+    if volume_in_lots:
+        volume = array("d", (v * LOT if v >= 0 else v for v in volume))
     if asked_end is not None and isinstance(login_tz, SessionZone):
         echoed = _TWO_SPACE.fullmatch(columns.end.strip())
         if echoed:
@@ -500,6 +505,23 @@ def build_bars(
         start=window(columns.start),
         end=window(columns.end),
         time_zone=time_zone,
+    )
+
+
+#: Shares in a lot: TWS sends US stocks' historical volume in lots below server version 175.
+LOT = 100
+#: MIN_SERVER_VER_HMDS_MARKET_DATA_IN_SHARES: from it, historical volume comes in shares.
+HMDS_MARKET_DATA_IN_SHARES = 175
+
+
+def volume_in_lots(contract: Contract, server_version: int) -> bool:
+    """True when TWS sends this contract's historical volume in lots of 100 shares: a US
+    stock (or ETF) below server version 175 (whole lots below 163, with two decimals from
+    163: a capture at 165 shows TSLA's daily volume as ``948837.22``)."""
+    return (
+        server_version < HMDS_MARKET_DATA_IN_SHARES
+        and contract.sec_type == "STK"
+        and contract.currency == "USD"
     )
 
 

@@ -442,6 +442,34 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="name the login zone in the connection time by its abbreviation (GMT, BST) "
         "or by Java's long name (Greenwich Mean Time, British Summer Time) (short)",
     )
+    sim.add_argument(
+        "--window-semantics",
+        choices=("real", "sessions"),
+        default="real",
+        help="how a duration becomes bars: as real TWS (trading time, overlapping bars "
+        "included) or counted in whole sessions, the simulator's earlier model (real)",
+    )
+    sim.add_argument(
+        "--price-format",
+        choices=("tick", "four", "short"),
+        default="tick",
+        help="prices padded to the tick (254.20), to four decimals (254.2000) or short "
+        "(254.2) (tick)",
+    )
+    sim.add_argument(
+        "--volume-units",
+        choices=("auto", "shares"),
+        default="auto",
+        help="US stock volumes in lots below server version 175, as TWS sends them, or "
+        "always in shares (auto)",
+    )
+    sim.add_argument(
+        "--api-time-zone",
+        choices=("instrument", "operator", "utc"),
+        default="instrument",
+        help="TWS's 'send instrument-specific attributes in' setting for date-times from "
+        "server version 174 (instrument)",
+    )
     sim.set_defaults(run=_run_sim)
 
     demo = sub.add_parser(
@@ -778,6 +806,10 @@ def _run_sim(args: argparse.Namespace) -> int:
             no_permission=args.no_permission,
             login_tz=args.login_tz,
             login_tz_names=args.login_tz_names,
+            window_semantics=args.window_semantics,
+            price_format=args.price_format,
+            volume_units=args.volume_units,
+            api_time_zone=args.api_time_zone,
         )
         sim.start()
     except (ValueError, OSError) as exc:

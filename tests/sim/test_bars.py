@@ -25,6 +25,7 @@ from ibdata.sim._bars import (
     canonical_bar_size,
     format_bar_time,
     format_head_timestamp,
+    format_last_trade,
     format_price,
     format_volume,
     format_window_time,
@@ -33,6 +34,7 @@ from ibdata.sim._bars import (
     is_intraday,
     price_tick,
     sessions,
+    volume_unit,
 )
 from ibdata.sim._model import SessionTemplate, SimContract
 
@@ -851,3 +853,77 @@ def test_bar_fields_and_volume_text() -> None:
         STOCK, "BID", "1 min", True, SAMPLE.start, SAMPLE.start + dt.timedelta(minutes=1)
     )[0]
     assert bar_fields(quote, "d", STOCK.min_tick)[5:] == ["-1", "-1", "-1"]
+
+
+# ------------------------------------------------------------ wire styles (real variants)
+
+
+@pytest.mark.parametrize(
+    ("x", "tick", "style", "text"),
+    [
+        (254.2, 0.01, "tick", "254.20"),  # a live capture at server version 200
+        (182.94, 0.01, "four", "182.9400"),  # captures of 2023 and 2024
+        (16.01, 0.01, "four", "16.0100"),
+        (2603.0, 0.25, "tick", "2603.00"),
+        (254.2, 0.01, "short", "254.2"),
+        (1.0466, 0.00005, "tick", "1.04660"),
+        (-0.0, 0.01, "tick", "0.00"),
+        (-1.0, 0.01, "tick", "-1.00"),
+    ],
+)
+def test_price_formats(x: float, tick: float, style: str, text: str) -> None:
+    """Prices in each style real TWS has been seen to send: padded to the tick, to four
+    decimals, or short."""
+    assert format_price(x, tick, style) == text
+
+
+def test_volume_units_follow_the_server_version() -> None:
+    """US stocks go out in lots below 175 (whole below 163, two decimals from 163), in
+    shares from 175; other instruments, and the 'shares' option, always in shares."""
+    assert volume_unit("auto", "STK", "USD", 157) == "lots"
+    assert volume_unit("auto", "STK", "USD", 165) == "decimal_lots"
+    assert volume_unit("auto", "STK", "USD", 175) == "shares"
+    assert volume_unit("auto", "FUT", "USD", 157) == "shares"
+    assert volume_unit("auto", "STK", "EUR", 157) == "shares"
+    assert volume_unit("shares", "STK", "USD", 157) == "shares"
+    assert format_volume(94883722, "decimal_lots") == "948837.22"  # the 165 capture's TSLA
+    assert format_volume(94883722, "lots") == "948837"
+    assert format_volume(-1, "lots") == "-1"
+
+
+@pytest.mark.parametrize(
+    ("style", "sv", "text"),
+    [
+        ("instrument", 173, "20250620 08:30 US/Central"),  # rust-ibapi's ES capture
+        ("instrument", 178, "20250620 08:30 US/Central"),
+        ("utc", 176, "20250620-13:30:00"),  # the form of pyfutures' capture
+        ("operator", 178, "20250620 15:30:00 Europe/Zurich"),  # the form of ib_async #128
+        ("utc", 173, "20250620 08:30 US/Central"),  # the setting is for 174+ clients
+    ],
+)
+def test_last_trade_time_follows_the_api_time_zone(style: str, sv: int, text: str) -> None:
+    """A future's last trade time is written in the instrument's zone, the operator's or
+    UTC, as TWS's setting says, from server version 174."""
+    assert (
+        format_last_trade("20250620", "08:30", sv, "US/Central", "Europe/Zurich", zone_style=style)
+        == text
+    )
+
+
+def test_window_and_bar_times_follow_the_api_time_zone() -> None:
+    """From 174 a window and intraday bar dates are in the instrument's zone, the login
+    zone or dashed UTC; below 174 always the two-space login-zone form."""
+    t = dt.datetime(2024, 1, 2, 16, 0, 5, tzinfo=UTC)
+    assert format_window_time(t, 176, "US/Eastern", "Europe/London", zone_style="utc") == (
+        "20240102-16:00:05"
+    )
+    assert format_window_time(t, 176, "US/Eastern", "Europe/London", zone_style="operator") == (
+        "20240102 16:00:05 Europe/London"
+    )
+    assert format_window_time(t, 157, "US/Eastern", "Europe/London", zone_style="utc") == (
+        "20240102  16:00:05"
+    )
+    assert (
+        format_bar_time(SAMPLE, "1 min", 1, 178, "US/Eastern", "UTC", zone_style="utc")
+        == f"{SAMPLE.start:%Y%m%d-%H:%M:%S}"
+    )

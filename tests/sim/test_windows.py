@@ -122,8 +122,10 @@ def ib_async_to(loop: asyncio.AbstractEventLoop) -> Iterator[Callable[[Simulator
 
 def test_stoqey_weekly_bars_over_ibapi(at: Callable[..., Simulator]) -> None:
     """SPY 1 week bars over 1 M ending 2023-09-04 20:00 UTC: 5 bars, the last dated 20230901
-    (the week of Labor Day has no session before the end), as real TWS gave @stoqey/ib."""
-    sim = at(dt.datetime(2023, 9, 20, 15, tzinfo=UTC))
+    (the week of Labor Day has no session before the end), as real TWS gave @stoqey/ib; the
+    week is the exact aggregate of its days (volumes in shares here: in lots, as TWS sends
+    US stocks below server version 175, each bar's volume is rounded on its own)."""
+    sim = at(dt.datetime(2023, 9, 20, 15, tzinfo=UTC), volume_units="shares")
     with IbapiProbe(sim.host, sim.port, client_id=3) as ib:
         weekly, _, _ = ib.historical_data(
             stock("SPY"), end=STOQEY_END, duration="1 M", bar_size="1 week", format_date=2

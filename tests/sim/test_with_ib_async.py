@@ -442,6 +442,7 @@ def test_same_bars_as_ibapi(sim: Simulator, connect: Connect) -> None:
     """ibapi (at its own highest version: 157 for 9.81.1, up to 200 for 10.x) and ib_async
     (178) get identical OHLCV for the same window."""
     with IbapiProbe(sim.host, sim.port, client_id=7) as probe:
+        probe_version = probe.server_version
         expected, _, _ = probe.historical_data(
             stock("AAPL"), end="20250312-14:00:00", duration="7200 S", bar_size="5 mins"
         )
@@ -452,7 +453,12 @@ def test_same_bars_as_ibapi(sim: Simulator, connect: Connect) -> None:
     assert len(got) == len(expected) == 24
     for a, b in zip(expected, got, strict=True):
         assert (a.open, a.high, a.low, a.close) == (b.open, b.high, b.low, b.close)
-        assert rel.number(a.volume) == b.volume
+        if probe_version < 163:  # TWS sends US stocks in whole lots of 100 below 163
+            assert rel.number(a.volume) == round(b.volume / 100)
+        elif probe_version < 175:  # in lots with two decimals from 163, shares from 175
+            assert rel.number(a.volume) * 100 == pytest.approx(b.volume)
+        else:
+            assert rel.number(a.volume) == b.volume
         assert rel.number(rel.wap(a)) == b.average
         assert a.barCount == b.barCount
         # ibapi keeps the text (two-space login-zone form below 174, instrument zone from

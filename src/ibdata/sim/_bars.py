@@ -66,6 +66,7 @@ __all__ = [
     "canonical_bar_size",
     "format_bar_time",
     "format_head_timestamp",
+    "format_last_trade",
     "format_price",
     "format_volume",
     "format_window_time",
@@ -74,6 +75,7 @@ __all__ = [
     "is_intraday",
     "price_tick",
     "sessions",
+    "volume_unit",
 ]
 
 _DAY: Final = 86_400
@@ -773,13 +775,32 @@ def _level_bars(
 # wire formatting
 
 
-def format_price(x: float, tick: float) -> str:
+#: How prices are written (the ``price_format`` option of the simulator): ``tick`` pads to
+#: the tick's decimals (``254.20``, a live capture at server version 200), ``four`` to at
+#: least four (``182.9400``, ``16.0100``: captures of 2023 and 2024), ``short`` drops
+#: trailing zeros (``254.2``).
+PRICE_FORMATS: Final = ("tick", "four", "short")
+#: How volumes are written (the ``volume_units`` option): ``auto`` as real TWS, US stocks
+#: in lots of 100 below server version 175 (whole lots below 163, two decimals from 163, as
+#: a capture at 165 shows) and everything in shares from 175; ``shares`` always shares.
+VOLUME_UNITS: Final = ("auto", "shares")
+#: TWS's API setting "Send instrument-specific attributes for dual-mode API client in"
+#: (the ``api_time_zone`` option): from server version 174 date-times go out in the
+#: instrument's zone, the operator's (the login zone) or UTC (``yyyymmdd-hh:mm:ss``).
+API_TIME_ZONES: Final = ("instrument", "operator", "utc")
+
+
+def format_price(x: float, tick: float, style: str = "short") -> str:
     """Decimal text for a value on the ``tick`` grid: no exponent, no float noise.
 
-    Uses at most as many decimals as the tick needs and drops trailing zeros (``187.5``,
-    ``100``, ``1.08345``, ``-1``). Never empty.
+    ``short`` uses at most as many decimals as the tick needs and drops trailing zeros
+    (``187.5``, ``100``, ``1.08345``, ``-1``); ``tick`` keeps the tick's decimals
+    (``187.50``); ``four`` at least four (``187.5000``). Never empty.
     """
     decimals = _decimals(tick)
+    if style in ("tick", "four"):
+        text = f"{x:.{decimals if style == 'tick' else max(4, decimals)}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text
     text = repr(x)
     if "e" not in text and "n" not in text:  # fast path: repr is already the short decimal
         point = text.find(".")
@@ -793,9 +814,22 @@ def format_price(x: float, tick: float) -> str:
     return "0" if text == "-0" else text
 
 
-def format_volume(volume: int) -> str:
-    """Volume as integer text (``ibapi`` before server version 163 cannot read decimals)."""
-    return str(int(volume))
+def format_volume(volume: int, unit: str = "shares") -> str:
+    """Volume text: ``shares`` (integer), ``lots`` (whole lots of 100) or ``decimal_lots``
+    (lots of 100 with two decimals: ``948837.22``). ``-1`` (no volume) stays ``-1``."""
+    if volume < 0 or unit == "shares":
+        return str(int(volume))
+    if unit == "lots":
+        return str(round(volume / 100))
+    return f"{volume / 100:.2f}"
+
+
+def volume_unit(units: str, sec_type: str, currency: str, server_version: int) -> str:
+    """The volume unit of one answer under the ``volume_units`` option (see
+    :data:`VOLUME_UNITS`)."""
+    if units != "auto" or sec_type != "STK" or currency != "USD" or server_version >= 175:
+        return "shares"
+    return "decimal_lots" if server_version >= 163 else "lots"
 
 
 @lru_cache(maxsize=8192)
@@ -830,31 +864,82 @@ def _instrument_zone_form(server_version: int) -> bool:
     return server_version >= 174  # MIN_SERVER_VER_INSTRUMENT_TIMEZONE
 
 
-def format_window_time(t: dt.datetime, server_version: int, contract_tz: str, login_tz: str) -> str:
+def _zoned(epoch: int, zone_style: str, contract_tz: str, login_tz: str) -> str:
+    """A date-time from server version 174 in the ``api_time_zone`` style."""
+    if zone_style == "utc":
+        return _epoch_text(epoch, "UTC", "-")
+    tz = login_tz if zone_style == "operator" else contract_tz
+    return f"{_epoch_text(epoch, tz, ' ')} {tz}"
+
+
+def format_window_time(
+    t: dt.datetime,
+    server_version: int,
+    contract_tz: str,
+    login_tz: str,
+    *,
+    zone_style: str = "instrument",
+) -> str:
     """The start/end text of a historicalData message.
 
-    ``yyyymmdd hh:mm:ss <contract_tz>`` in the instrument's zone for server versions >= 174,
-    the legacy ``yyyymmdd  hh:mm:ss`` (two spaces, no zone) in the TWS login zone below that.
+    From server version 174 ``yyyymmdd hh:mm:ss <zone>`` in the instrument's zone (or the
+    login zone, for ``zone_style`` ``operator``) or ``yyyymmdd-hh:mm:ss`` in UTC (``utc``);
+    below it the legacy ``yyyymmdd  hh:mm:ss`` (two spaces, no zone) in the login zone.
     """
     if _instrument_zone_form(server_version):
-        return f"{_local_text(t, contract_tz, ' ')} {contract_tz}"
+        return _zoned(math.floor(t.timestamp()), zone_style, contract_tz, login_tz)
     return _local_text(t, login_tz, "  ")
 
 
+def format_last_trade(
+    day: str,
+    clock: str,
+    server_version: int,
+    contract_tz: str,
+    login_tz: str,
+    *,
+    zone_style: str = "instrument",
+) -> str:
+    """lastTradeDateOrContractMonth of a future in contract data: ``yyyymmdd hh:mm <zone>``
+    in the instrument's zone (a capture at 173: ``20250620 08:30 US/Central``) and, from
+    server version 174, the operator's zone with seconds (``20260320 14:30:00
+    Europe/Zurich``, a capture at 178) or UTC (``20240430-17:10:00``, a capture at 176)
+    under those ``api_time_zone`` settings."""
+    if not clock:
+        return day
+    if not _instrument_zone_form(server_version) or zone_style == "instrument":
+        return f"{day} {clock} {contract_tz}"
+    hours, minutes = (int(x) for x in clock.split(":")[:2])
+    local = dt.datetime(int(day[:4]), int(day[4:6]), int(day[6:]), hours, minutes)
+    epoch = math.floor(local.replace(tzinfo=zone(contract_tz)).timestamp())
+    return _zoned(epoch, zone_style, contract_tz, login_tz)
+
+
 def bar_time_formatter(
-    bar_size: str, format_date: int, server_version: int, contract_tz: str, login_tz: str
+    bar_size: str,
+    format_date: int,
+    server_version: int,
+    contract_tz: str,
+    login_tz: str,
+    *,
+    zone_style: str = "instrument",
 ) -> Callable[[SimBar], str]:
     """A function giving the ``date`` field of bars; see :func:`format_bar_time` for the rules.
 
     Raises:
         ValueError: Illegal ``bar_size`` or ``format_date`` other than 1 or 2.
     """
-    return _formatter(bar_size, format_date, server_version, contract_tz, login_tz)
+    return _formatter(bar_size, format_date, server_version, contract_tz, login_tz, zone_style)
 
 
 @lru_cache(maxsize=256)
-def _formatter(
-    bar_size: str, format_date: int, server_version: int, contract_tz: str, login_tz: str
+def _formatter(  # noqa: PLR0917 - cached on all of its arguments
+    bar_size: str,
+    format_date: int,
+    server_version: int,
+    contract_tz: str,
+    login_tz: str,
+    zone_style: str = "instrument",
 ) -> Callable[[SimBar], str]:
     if format_date not in (1, 2):
         raise ValueError(f"format_date must be 1 or 2, got {format_date!r}")
@@ -864,8 +949,10 @@ def _formatter(
         return lambda bar: str(math.floor(bar.start.timestamp()))
     if _instrument_zone_form(server_version):
         zone(contract_tz)  # fail early on an unknown zone
-        suffix = f" {contract_tz}"
-        return lambda bar: _epoch_text(math.floor(bar.start.timestamp()), contract_tz, " ") + suffix
+        zone(login_tz)
+        return lambda bar: _zoned(
+            math.floor(bar.start.timestamp()), zone_style, contract_tz, login_tz
+        )
     zone(login_tz)
     return lambda bar: _epoch_text(math.floor(bar.start.timestamp()), login_tz, "  ")
 
@@ -877,18 +964,22 @@ def format_bar_time(  # noqa: PLR0917 - positional signature shared with the ser
     server_version: int,
     contract_tz: str,
     login_tz: str,
+    *,
+    zone_style: str = "instrument",
 ) -> str:
     """The ``date`` field of one bar in historicalData (17).
 
     * Daily, weekly and monthly bars: ``yyyymmdd`` (the session date), whatever ``format_date``.
     * Intraday, ``format_date`` 2: epoch seconds of the bar's start.
-    * Intraday, ``format_date`` 1: ``yyyymmdd hh:mm:ss <contract_tz>`` (instrument zone) for
-      server versions >= 174, else ``yyyymmdd  hh:mm:ss`` (two spaces) in ``login_tz``.
+    * Intraday, ``format_date`` 1: from server version 174 ``yyyymmdd hh:mm:ss <zone>`` in
+      the instrument's zone (or the login zone, ``zone_style`` ``operator``) or
+      ``yyyymmdd-hh:mm:ss`` in UTC (``utc``); below 174 ``yyyymmdd  hh:mm:ss`` (two spaces)
+      in ``login_tz``.
 
     Raises:
         ValueError: Illegal ``bar_size`` or ``format_date`` other than 1 or 2.
     """
-    return _formatter(bar_size, format_date, server_version, contract_tz, login_tz)(bar)
+    return _formatter(bar_size, format_date, server_version, contract_tz, login_tz, zone_style)(bar)
 
 
 def format_head_timestamp(t: dt.datetime, format_date: int) -> str:
@@ -905,16 +996,26 @@ def format_head_timestamp(t: dt.datetime, format_date: int) -> str:
     raise ValueError(f"format_date must be 1 or 2, got {format_date!r}")
 
 
-def bar_fields(bar: SimBar, date_text: str, tick: float) -> list[str]:
+def bar_fields(
+    bar: SimBar,
+    date_text: str,
+    tick: float,
+    *,
+    price_style: str = "short",
+    volume: str = "shares",
+) -> list[str]:
     """The eight historicalData fields of one bar: date, open, high, low, close, volume, WAP,
-    count. Prices use ``tick`` (see :func:`price_tick`); the WAP gets one more decimal."""
+    count. Prices use ``tick`` (see :func:`price_tick`) written in ``price_style`` (see
+    :data:`PRICE_FORMATS`); the WAP gets one more decimal and is never padded (real
+    captures show ``184.869``, ``252.266``); the volume is written in ``volume`` (see
+    :func:`format_volume`)."""
     return [
         date_text,
-        format_price(bar.open, tick),
-        format_price(bar.high, tick),
-        format_price(bar.low, tick),
-        format_price(bar.close, tick),
-        format_volume(bar.volume),
+        format_price(bar.open, tick, price_style),
+        format_price(bar.high, tick, price_style),
+        format_price(bar.low, tick, price_style),
+        format_price(bar.close, tick, price_style),
+        format_volume(bar.volume, volume),
         format_price(bar.wap, tick / 10.0),
         str(bar.count),
     ]

@@ -167,13 +167,16 @@ def contract_data_fields(
     *,
     trading_hours: str,
     liquid_hours: str,
+    last_trade: str | None = None,
 ) -> list[Field]:
     """contractData (10), §3.3: 157-162, 163 (sizeMinTick), 164-181 (size rules, no version
     field), 182-185 (lastTradeDate after lastTradeDateOrContractMonth) and 186-200
     (ineligibility reasons: a count, always 0 here, at the end). The fund fields of 179+
     belong to secType FUND only, which the catalog has none of."""
     last = c.last_trade_date
-    if last and c.last_trade_time:
+    if last_trade is not None:
+        last = last_trade  # written by the server in its api_time_zone style
+    elif last and c.last_trade_time:
         last = f"{last} {c.last_trade_time} {c.time_zone_id}"
     f: list[Field] = [IN_CONTRACT_DATA]
     if server_version < SIZE_RULES:

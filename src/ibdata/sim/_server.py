@@ -200,6 +200,17 @@ class Simulator:
             reported as end minus the duration) or ``"sessions"`` (the simulator's earlier
             model: ``N D`` starts at the N-th last session, bars must start in the window).
             See the simulator docs.
+        price_format: how prices are written: ``"tick"`` padded to the tick's decimals
+            (``254.20``, as a live capture at server version 200), ``"four"`` to at least
+            four (``182.9400``, as captures of 2023 and 2024) or ``"short"`` (``254.2``).
+        volume_units: ``"auto"`` (real TWS: US stocks in lots of 100 below server version
+            175, whole lots below 163 and with two decimals from 163; shares otherwise) or
+            ``"shares"`` (always shares).
+        api_time_zone: TWS's "Send instrument-specific attributes for dual-mode API
+            client in" setting, for date-times from server version 174 (intraday bar dates,
+            a bars answer's window, futures' last trade times): ``"instrument"`` (the
+            exchange's zone), ``"operator"`` (the login zone) or ``"utc"``
+            (``yyyymmdd-hh:mm:ss``).
     """
 
     def __init__(
@@ -224,6 +235,9 @@ class Simulator:
         max_queued_bytes: int = MAX_QUEUED_BYTES,
         bar_cache_bytes: int = 64 * 1024 * 1024,
         window_semantics: str = "real",
+        price_format: str = "tick",
+        volume_units: str = "auto",
+        api_time_zone: str = "instrument",
     ) -> None:
         if not m.MIN_SERVER_VERSION <= server_version <= m.MAX_SERVER_VERSION:
             raise ValueError(
@@ -246,6 +260,16 @@ class Simulator:
                 f"got {window_semantics!r}"
             )
         self.window_semantics = window_semantics
+        for name, value, legal in (
+            ("price_format", price_format, _bars.PRICE_FORMATS),
+            ("volume_units", volume_units, _bars.VOLUME_UNITS),
+            ("api_time_zone", api_time_zone, _bars.API_TIME_ZONES),
+        ):
+            if value not in legal:
+                raise ValueError(f"{name} must be one of {legal}, got {value!r}")
+        self.price_format = price_format
+        self.volume_units = volume_units
+        self.api_time_zone = api_time_zone
         self.host = host
         self._requested_port = port
         self.server_version = server_version
@@ -687,6 +711,14 @@ class Simulator:
                     s.server_version,
                     trading_hours=c.trading.hours(c.time_zone_id, first, 7, c.calendar),
                     liquid_hours=c.liquid.hours(c.time_zone_id, first, 7, c.calendar),
+                    last_trade=_bars.format_last_trade(
+                        c.last_trade_date,
+                        c.last_trade_time,
+                        s.server_version,
+                        c.time_zone_id,
+                        self.login_tz,
+                        zone_style=self.api_time_zone,
+                    ),
                 )
             )
         frames.append(m.contract_data_end_fields(req_id))
@@ -759,10 +791,18 @@ class Simulator:
             s.error(req.req_id, err.code, err.text)
             return
         start_text = _bars.format_window_time(
-            plan.start, s.server_version, contract.time_zone_id, self.login_tz
+            plan.start,
+            s.server_version,
+            contract.time_zone_id,
+            self.login_tz,
+            zone_style=self.api_time_zone,
         )
         end_text = _bars.format_window_time(
-            plan.end, s.server_version, contract.time_zone_id, self.login_tz
+            plan.end,
+            s.server_version,
+            contract.time_zone_id,
+            self.login_tz,
+            zone_style=self.api_time_zone,
         )
         frame = m.historical_data_frame(
             req.req_id, start_text, end_text, count, body, server_version=s.server_version
@@ -810,7 +850,15 @@ class Simulator:
 
         if not _bars.is_intraday(req.bar_size):
             return encode(start, end)
-        form = (req.format_date, s.server_version >= m.INSTRUMENT_TIMEZONE, self.login_tz)
+        # everything the bytes of a session's bars depend on besides the bars themselves
+        form = (
+            req.format_date,
+            s.server_version >= m.INSTRUMENT_TIMEZONE,
+            self.login_tz,
+            self.api_time_zone,
+            self.price_format,
+            _bars.volume_unit(self.volume_units, c.sec_type, c.currency, s.server_version),
+        )
         total, parts = 0, []
         for sess in _bars.sessions(c, req.use_rth, start, end):
             lo, hi = max(start, sess.start), min(end, sess.end)
@@ -831,9 +879,19 @@ class Simulator:
     ) -> list[m.WireBar]:
         tick = _bars.price_tick(c, req.what_to_show)
         date = _bars.bar_time_formatter(
-            req.bar_size, req.format_date, s.server_version, c.time_zone_id, self.login_tz
+            req.bar_size,
+            req.format_date,
+            s.server_version,
+            c.time_zone_id,
+            self.login_tz,
+            zone_style=self.api_time_zone,
         )
-        return [m.WireBar(*_bars.bar_fields(b, date(b), tick)) for b in bars]
+        volume = _bars.volume_unit(self.volume_units, c.sec_type, c.currency, s.server_version)
+        style = self.price_format
+        return [
+            m.WireBar(*_bars.bar_fields(b, date(b), tick, price_style=style, volume=volume))
+            for b in bars
+        ]
 
     def _update(self, s: _Session, sub: _Subscription) -> None:
         """Send a historicalDataUpdate with the bar that contains "now", cut at "now"."""
