@@ -442,9 +442,9 @@ def _same_bars(raw: list[dict[str, Any]], ours: list[dict[str, Any]]) -> bool:
             k: v for k, v in b.items() if k != "volume"
         }:
             return False
-        if a["volume"] != b["volume"] and abs(a["volume"] - b["volume"]) > 50:
-            if a["volume"] * 100 != b["volume"]:
-                return False
+        near = abs(a["volume"] - b["volume"]) <= 50  # rounded to the lot of 100
+        if not near and a["volume"] * 100 != b["volume"]:
+            return False
     return True
 
 
