@@ -18,6 +18,7 @@ import pytest
 import ibdata
 from ibdata.sim import FixedClock, Simulator
 from tests.conftest import CLOCK_AT
+from tests.reliability.probes import wait_until
 from tests.sim.raw import RawClient, bars_request
 
 UTC = dt.timezone.utc
@@ -152,3 +153,23 @@ def test_a_client_on_the_simulators_clock_needs_no_time_request(
         assert record == ibdata.LoginTimeZone("CST", "Asia/Shanghai", "offset")
     assert len(fixed.received.find("reqCurrentTime")) == 1
     assert len(live.received.find("reqCurrentTime")) == 0
+
+
+def test_a_reconnect_keeps_the_login_zone_without_asking_tws_clock_again(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """After TWS restarts under the same login zone, the new session knows the zone at
+    once: no second time request, no wait for one (a reconnect is ready as fast as TWS
+    answers nextValidId, even while TWS is slow to answer anything else)."""
+    sim = sim_factory(login_tz="Asia/Shanghai")
+    with ibdata.Client(
+        sim.host, sim.port, reconnect_min_delay=0.01, reconnect_max_delay=0.05
+    ) as ib:
+        assert ib.health().login_time_zone == ibdata.LoginTimeZone("CST", "Asia/Shanghai", "offset")
+        sim.set_latency(30)  # a time request now would be answered 30 s later
+        sim.restart()
+        assert wait_until(lambda: ib.health().reconnect_count == 1 and ib.connected, 5)
+        record = ib.health().login_time_zone
+        sim.set_latency(0)
+    assert record == ibdata.LoginTimeZone("CST", "Asia/Shanghai", "offset")
+    assert len(sim.received.find("reqCurrentTime")) == 1

@@ -357,6 +357,22 @@ def test_a_session_zone_learns_from_tws_clock_when_the_clients_disagrees() -> No
     assert session.zone == "Asia/Shanghai"
 
 
+def test_a_reconnect_keeps_what_the_last_session_learned_while_the_name_is_the_same() -> None:
+    """A new session whose connection time names the same zone starts from the earlier
+    session's resolution and asks TWS's clock nothing; a different name starts afresh."""
+    first = _zones.SessionZone("20250312 23:00:00 CST", dt.datetime(2026, 1, 1, tzinfo=UTC))
+    first.use_tws_clock(dt.datetime(2025, 3, 12, 15, 0, tzinfo=UTC))
+    again = _zones.SessionZone("20250312 23:05:00 CST", dt.datetime(2026, 1, 1, tzinfo=UTC))
+    assert again.wants_tws_clock
+    again.inherit(first)
+    assert not again.wants_tws_clock
+    assert again.record == LoginTimeZone("CST", "Asia/Shanghai", "offset")
+    moved = _zones.SessionZone("20250312 16:05:00 CET", dt.datetime(2026, 1, 1, tzinfo=UTC))
+    moved.inherit(first)
+    assert moved.wants_tws_clock
+    assert (moved.record.name, moved.record.certainty) == ("CET", "ambiguous")
+
+
 # ---------------------------------------------------------------------- the shipped table
 def _data() -> dict[str, object]:
     text = resources.files("ibdata").joinpath("_zone_names.json").read_text("utf-8")

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ibdata import _convert, _ibapi, _planner
+from ibdata import _convert, _ibapi, _planner, _zones
 from ibdata import _validate as v
 from ibdata._connection import Connection, RequestNotSentError
 from ibdata._engine import LONG_BAR_SPANS, HistoryEngine, Job, Progress, continuous_duration
@@ -164,6 +164,8 @@ class Client:
         self._details: dict[ContractSpec, tuple[float, list[ContractDetails]]] = {}
         self._resolved: dict[tuple[str, dt.date], ContractSpec] = {}
         self._last_client_id: int | None = self._fixed_id
+        #: The last session's login zone: a reconnect to the same TWS starts from it.
+        self._zone: _zones.SessionZone | None = None
         if pacing is not None and not isinstance(pacing, PacingRules):
             raise TypeError(f"pacing must be PacingRules or None, got {pacing!r}")
         self.pacing = pacing
@@ -271,7 +273,9 @@ class Client:
         attempts = 1 if self._fixed_id is not None else CLIENT_ID_ATTEMPTS
         for attempt in range(attempts):
             cid = self._fixed_id if self._fixed_id is not None else random.randint(*CLIENT_ID_RANGE)
-            conn = Connection(self.host, self.port, cid, on_lost=self._on_lost)
+            conn = Connection(
+                self.host, self.port, cid, on_lost=self._on_lost, previous_zone=self._zone
+            )
             try:
                 conn.open(self.connect_timeout)
             except ConnectError as exc:
@@ -286,6 +290,7 @@ class Client:
                     ) from exc
                 raise
             self._last_client_id = cid
+            self._zone = conn.login_tz
             found = _ibapi.release()
             log.info(
                 "connected to %s:%d as client %d (server version %s, ibapi %s)",

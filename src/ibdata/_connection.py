@@ -197,6 +197,8 @@ class Connection:
     """One TWS API session. Create it, :meth:`open` it once, :meth:`close` it once.
 
     ``on_lost`` is called (from the reader thread) when the session drops on its own.
+    ``previous_zone`` is the login zone an earlier session to the same TWS learned; a
+    reconnect keeps it when TWS names its zone alike (see :meth:`SessionZone.inherit`).
     """
 
     def __init__(
@@ -206,6 +208,7 @@ class Connection:
         client_id: int,
         *,
         on_lost: Callable[[Connection], None] | None = None,
+        previous_zone: _zones.SessionZone | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -218,6 +221,7 @@ class Connection:
         self._reply_at: dt.datetime | None = None  # the client's clock at the reply
         self._reply_mono = 0.0
         self._awaiting_tws_clock = False
+        self._previous_zone = previous_zone
         self.accounts: tuple[str, ...] = ()
         self.next_order_id: int | None = None
         self.farms: dict[str, FarmState] = {}
@@ -347,6 +351,9 @@ class Connection:
         assert self.server_version is not None
         sock.settimeout(None)
         self.login_tz = _zones.SessionZone(self.conn_time, self._reply_at)
+        if self._previous_zone is not None:
+            self.login_tz.inherit(self._previous_zone)
+            self._previous_zone = None
         log.info(
             "TWS login time zone of %r: %s",
             self.conn_time,

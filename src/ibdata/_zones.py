@@ -364,6 +364,20 @@ class SessionZone:
         """The IANA zone chosen, or None."""
         return self._resolution.record.zone
 
+    def inherit(self, previous: SessionZone) -> None:
+        """Take over what an earlier session to the same TWS learned, when TWS gives its login
+        zone the same name again (a reconnect): its candidates, narrowed by that session's
+        answers, still fit, and TWS's clock need not be asked again."""
+        ours, theirs = (
+            parse_connection_time(self.conn_time),
+            parse_connection_time(previous.conn_time),
+        )
+        if ours is None or theirs is None or ours[1] != theirs[1]:
+            return
+        with self._lock:
+            self._resolution = previous.resolution
+            self.wants_tws_clock = False
+
     def use_tws_clock(self, tws_now: dt.datetime) -> None:
         """Resolve again with ``tws_now``: TWS's UTC time when it wrote the connection time."""
         parsed = parse_connection_time(self.conn_time)
