@@ -248,6 +248,33 @@ def _ibapi_bars(fields: list[bytes], sv: int) -> Bars:
     return _build(_convert.columns_from_bar_data(_ibapi_decoded(fields, sv), "", ""))
 
 
+@pytest.mark.parametrize(
+    ("lots", "shares"),
+    [
+        ("0.29", 29.0),
+        ("948837.22", 94883722.0),
+        ("28297.36", 2829736.0),
+        ("5123", 512300.0),
+        ("-1", None),
+    ],
+)
+def test_volume_in_lots_becomes_whole_shares(lots: str, shares: float | None) -> None:
+    """A volume in lots (two decimals at most) is returned as the exact whole number of
+    shares, not the float product (0.29 x 100 is 28.999999999999996); -1 stays "none"."""
+    _, columns = _convert.parse_historical_data(_bar_fields(165, volume=lots), with_window=True)
+    bars = _convert.build_bars(
+        columns,
+        contract=None,
+        bar_size=BarSize("5 mins"),
+        what_to_show=WhatToShow("TRADES"),
+        use_rth=False,
+        time_zone="US/Eastern",
+        login_tz=None,
+        volume_in_lots=True,
+    )
+    assert [b.volume for b in bars] == [shares]
+
+
 @pytest.mark.parametrize("text", NO_VALUE_NUMBERS)
 @pytest.mark.parametrize("sv", [157, 163, 196, 200])
 def test_fast_bars_read_no_value_volume_and_wap_as_missing(sv: int, text: str) -> None:

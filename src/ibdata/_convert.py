@@ -475,7 +475,9 @@ def build_bars(
             raise ValueError(f"a bar's {name} is IB's 'no value' sentinel")
     volume, wap, count = _unset_as_missing(columns)
     if volume_in_lots:
-        volume = array("d", (v * LOT if v >= 0 else v for v in volume))
+        # Lots carry at most two decimals, so the shares are whole; rounding removes the
+        # binary noise of the product (0.29 lots x 100 is 28.999999999999996 in floats).
+        volume = array("d", (round(v * LOT, 6) if v >= 0 else v for v in volume))
     if asked_end is not None and isinstance(login_tz, SessionZone):
         echoed = _TWO_SPACE.fullmatch(columns.end.strip())
         if echoed:
