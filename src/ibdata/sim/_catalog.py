@@ -125,7 +125,10 @@ _FUT = "FUT"
 _FUT_AND_CONTFUT = "FUT+CONTFUT"
 _NASDAQ_ALIASES: Final = frozenset({"ISLAND", "NASDAQ"})
 _LOCAL_SYMBOL_STYLES: Final = frozenset({"class_mon_yy", "root_code_y", "padded_mon_yy"})
-_EXPIRY_RULES: Final = frozenset({"before_delivery_day", "before_last_business_day"})
+_EXPIRY_RULES: Final = frozenset(
+    {"before_delivery_day", "before_last_business_day", "before_calendar_day", "nth_weekday"}
+)
+_CONTRACT_MONTH = re.compile(r"(19|20)\d\d(0[1-9]|1[0-2])", re.ASCII)
 _EXPIRY = re.compile(r"(\d{8})(?:[ -].*)?|\d{6}|\d{4}", re.ASCII)
 
 
@@ -141,6 +144,12 @@ def _business_days_before(day: dt.date, n: int, calendar: str = "") -> dt.date:
         day -= dt.timedelta(days=1)
         if _is_business_day(day, calendar):
             n -= 1
+    return day
+
+
+def _on_or_before_business_day(day: dt.date, calendar: str = "") -> dt.date:
+    while not _is_business_day(day, calendar):
+        day -= dt.timedelta(days=1)
     return day
 
 
@@ -175,6 +184,14 @@ def _as_date(today: dt.date) -> dt.date:
     return today
 
 
+def _month_con_ids(
+    value: Mapping[str, int] | Iterable[tuple[str, int]],
+) -> tuple[tuple[str, int], ...]:
+    """``{YYYYMM: conId}`` (or its pairs) as a sorted tuple of pairs, so products stay hashable."""
+    pairs = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((str(month), int(con_id)) for month, con_id in pairs))
+
+
 # --- futures products --------------------------------------------------------------------
 
 
@@ -185,22 +202,38 @@ class ExpiryRule:
     Business days are Monday to Friday except the holidays of the exchange calendar passed
     to :meth:`last_trade_date` (the product's ``calendar``), so a last trade date moves as
     the exchange moves it for a holiday (ZN December 2024: 19 December, Christmas not
-    counted). One-off closures an exchange announces are not known.
+    counted; ES June 2026: Thursday 18 June, Juneteenth being the third Friday). One-off
+    closures an exchange announces are not known.
 
-    ``rule`` is one of:
+    The rule is applied to the contract month moved by ``month_offset`` months (``-1``: the
+    month before it, as for NYMEX crude oil). ``rule`` is one of:
 
     * ``"before_delivery_day"`` — ``business_days_before`` business days before the delivery
-      day, which is calendar day ``delivery_day`` of the contract month or, if that is not a
+      day, which is calendar day ``delivery_day`` of the month or, if that is not a
       business day, the next business day (Eurex fixed-income futures: two exchange days
       before the 10th).
     * ``"before_last_business_day"`` — ``business_days_before`` business days before the last
-      business day of the contract month; ``0`` means that last business day itself (CBOT ZN
-      and ZB: 7; ZF: 0; ICE Long Gilt: 2).
+      business day of the month; ``0`` means that last business day itself (CBOT ZN and ZB:
+      7; ZF: 0; ICE Long Gilt: 2; COMEX gold, silver and copper: 2, the third-last business
+      day; NYMEX natural gas: 2 in the month before).
+    * ``"before_calendar_day"`` — ``business_days_before`` business days before calendar day
+      ``day`` of the month or, if that is not a business day, before the last business day
+      preceding it (NYMEX light sweet crude: 3 business days before the 25th of the month
+      before the contract month, 4 when the 25th is not a business day).
+    * ``"nth_weekday"`` — the ``nth`` ``weekday`` (0 = Monday) of the month. With
+      ``business_days_before`` 0 that day itself, or the business day before it when it is
+      a holiday (CME equity-index futures: the third Friday, 4); otherwise that many
+      business days before it (CME currency futures: 2 business days before the third
+      Wednesday, 2).
     """
 
     rule: str
     business_days_before: int
     delivery_day: int = 10
+    day: int = 25
+    weekday: int = 4
+    nth: int = 3
+    month_offset: int = 0
 
     def __attrs_post_init__(self) -> None:
         if self.rule not in _EXPIRY_RULES:
@@ -211,6 +244,14 @@ class ExpiryRule:
             raise ValueError("business_days_before must be >= 0")
         if not 1 <= self.delivery_day <= 28:
             raise ValueError("delivery_day must be 1..28")
+        if not 1 <= self.day <= 28:
+            raise ValueError("day must be 1..28")
+        if not 0 <= self.weekday <= 4:
+            raise ValueError("weekday must be 0..4 (Monday to Friday)")
+        if not 1 <= self.nth <= 4:
+            raise ValueError("nth must be 1..4")
+        if not -12 <= self.month_offset <= 0:
+            raise ValueError("month_offset must be -12..0")
 
     def last_trade_date(self, year: int, month: int, calendar: str = "") -> dt.date:
         """The last trade date of the contract for ``year``/``month``, counting business days
@@ -219,13 +260,25 @@ class ExpiryRule:
         Raises:
             ValueError: ``calendar`` is not a known exchange calendar.
         """
+        first = _add_months(dt.date(year, month, 1), self.month_offset)
+        year, month = first.year, first.month
+        n = self.business_days_before
         if self.rule == "before_delivery_day":
             delivery = dt.date(year, month, self.delivery_day)
             while not _is_business_day(delivery, calendar):
                 delivery += dt.timedelta(days=1)
-            return _business_days_before(delivery, self.business_days_before, calendar)
+            return _business_days_before(delivery, n, calendar)
+        if self.rule == "before_calendar_day":
+            anchor = _on_or_before_business_day(dt.date(year, month, self.day), calendar)
+            return _business_days_before(anchor, n, calendar)
+        if self.rule == "nth_weekday":
+            target = first + dt.timedelta(days=(self.weekday - first.weekday()) % 7)
+            target += dt.timedelta(weeks=self.nth - 1)
+            if n == 0:
+                return _on_or_before_business_day(target, calendar)
+            return _business_days_before(target, n, calendar)
         last = _last_business_day(year, month, calendar)
-        return _business_days_before(last, self.business_days_before, calendar)
+        return _business_days_before(last, n, calendar)
 
 
 @attrs.frozen(kw_only=True)
@@ -234,8 +287,10 @@ class FutureProduct:
 
     Product-level fields come from ``catalog.json``. Generated contracts get:
 
-    * ``con_id`` = ``con_id_prefix * 1_000_000 + YYYYMM`` — 9 digits, deterministic, unique per
-      product and month as long as prefixes differ (:class:`Catalog` refuses duplicates);
+    * ``con_id``: IB's real conId where ``con_ids`` (``{YYYYMM: conId}``) knows it, else
+      ``con_id_prefix * 1_000_000 + YYYYMM`` — 9 digits, deterministic, unique per product
+      and month as long as prefixes differ (:func:`load_catalog_data` refuses duplicate
+      prefixes and a real conId that has the generated form, so the two never collide);
     * ``last_trade_date`` and ``real_expiration_date`` from ``expiry``, ``contract_month``
       ``YYYYMM``, ``last_trade_time`` (``HH:MM`` exchange time, e.g. ``12:30`` Eurex);
     * ``local_symbol`` in ``local_symbol_style``: ``class_mon_yy`` → ``FGBL MAR 25``
@@ -243,8 +298,11 @@ class FutureProduct:
       since 2024; also the style IB shows for ICE Europe, e.g. ``COILZ5``, hence ``RH5`` for the
       Long Gilt, whose real IB local symbol is not documented), ``padded_mon_yy`` →
       ``ZN   MAR 25`` (legacy CBOT, root padded to four characters);
-    * ``valid_exchanges`` = the exchange, ``under_con_id`` 0, ``market_name`` = trading class,
-      ``agg_group`` 2147483647 and sizes ``1``/``1``/``1`` as in a recorded ES answer;
+    * ``valid_exchanges`` (empty: the exchange; real CME Group answers add ``QBALGO``), the
+      underlying ``under_con_id``/``under_symbol``/``under_sec_type`` (IB names the index
+      ``ES`` with conId 11004968 as the ES future's underlying; 0 and empty when unknown),
+      ``market_name`` = trading class, ``agg_group`` 2147483647 and sizes ``1``/``1``/``1``
+      as in a recorded ES answer;
     * ``head_timestamp`` = start of the first session on or after the listing day,
       ``listing_months`` before the last trade date (Eurex lists the three nearest quarterly
       months, i.e. about nine months ahead); before it the contract has no bars;
@@ -280,9 +338,19 @@ class FutureProduct:
     )
     what_to_show: frozenset[str] = frozenset({"TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK"})
     calendar: str = ""
+    valid_exchanges: str = ""
+    under_con_id: int = 0
+    under_symbol: str = ""
+    under_sec_type: str = ""
+    con_ids: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=_month_con_ids)
 
     def __attrs_post_init__(self) -> None:
         get_calendar(self.calendar)  # raises for an unknown calendar
+        for month, con_id in self.con_ids:
+            if not _CONTRACT_MONTH.fullmatch(month) or int(month[4:]) not in self.month_numbers:
+                raise ValueError(f"{self.symbol}: con_ids has {month!r}, not a listed month")
+            if con_id <= 0:
+                raise ValueError(f"{self.symbol}: con_ids[{month!r}] must be positive")
         if self.local_symbol_style not in _LOCAL_SYMBOL_STYLES:
             raise ValueError(
                 f"{self.symbol}: unknown local_symbol_style {self.local_symbol_style!r}; "
@@ -306,7 +374,13 @@ class FutureProduct:
         return tuple(MONTH_CODES.index(m) + 1 for m in self.months)
 
     def con_id(self, year: int, month: int) -> int:
-        """The deterministic conId of the contract for ``year``/``month``."""
+        """The conId of the contract for ``year``/``month``: IB's own from ``con_ids`` when
+        known, else :meth:`generated_con_id`."""
+        real = dict(self.con_ids).get(f"{year:04d}{month:02d}")
+        return real if real is not None else self.generated_con_id(year, month)
+
+    def generated_con_id(self, year: int, month: int) -> int:
+        """The deterministic conId ``con_id_prefix * 1_000_000 + YYYYMM``."""
         return self.con_id_prefix * 1_000_000 + year * 100 + month
 
     def local_symbol(self, year: int, month: int) -> str:
@@ -337,8 +411,10 @@ class FutureProduct:
             market_name=self.trading_class,
             min_tick=self.min_tick,
             order_types=self.order_types,
-            valid_exchanges=self.exchange,
-            under_con_id=0,
+            valid_exchanges=self.valid_exchanges or self.exchange,
+            under_con_id=self.under_con_id,
+            under_symbol=self.under_symbol,
+            under_sec_type=self.under_sec_type,
             long_name=self.long_name,
             time_zone_id=self.time_zone_id,
             trading=self.trading,
@@ -447,13 +523,15 @@ def _product(obj: Mapping[str, Any]) -> FutureProduct:
     data["liquid"] = _session(data["liquid"], f"{where}.liquid")
     data.setdefault("calendar", default_calendar(str(data.get("exchange", ""))))
     expiry = dict(data["expiry"])
+    known = {"delivery_day", "day", "weekday", "nth", "month_offset"}
+    unknown_keys = set(expiry) - known - {"rule", "business_days_before"}
+    if unknown_keys:
+        raise ValueError(f"{where}.expiry: unknown keys {sorted(unknown_keys)}")
     data["expiry"] = ExpiryRule(
         rule=str(expiry.pop("rule")),
         business_days_before=int(expiry.pop("business_days_before")),
-        delivery_day=int(expiry.pop("delivery_day", 10)),
+        **{k: int(v) for k, v in expiry.items()},
     )
-    if expiry:
-        raise ValueError(f"{where}.expiry: unknown keys {sorted(expiry)}")
     if "what_to_show" in data:
         data["what_to_show"] = frozenset(str(w) for w in data["what_to_show"])
     return FutureProduct(**data)
@@ -494,7 +572,35 @@ def load_catalog_data(
     prefixes = [p.con_id_prefix for p in products]
     if len(set(prefixes)) != len(prefixes):
         raise ValueError("catalog: futures con_id_prefix values must be unique")
+    _check_real_con_ids(statics, products)
     return statics, products
+
+
+def _check_real_con_ids(statics: Iterable[SimContract], products: Iterable[FutureProduct]) -> None:
+    """Refuse duplicate real conIds and any that has the form of a generated one.
+
+    A generated conId is ``prefix * 1_000_000 + YYYYMM``; a real one whose last six digits
+    read as a month of 1900-2099 under a prefix in use could be generated for another
+    contract some day, so it is refused outright.
+
+    Raises:
+        ValueError: Two real conIds are equal, or one has the generated form.
+    """
+    products = tuple(products)
+    prefixes = {p.con_id_prefix for p in products}
+    real = [(c.con_id, c.local_symbol) for c in statics]
+    real += [(con_id, f"{p.symbol} {month}") for p in products for month, con_id in p.con_ids]
+    seen: dict[int, str] = {}
+    for con_id, name in real:
+        if con_id in seen:
+            raise ValueError(f"catalog: conId {con_id} of {name} is also {seen[con_id]}")
+        seen[con_id] = name
+        prefix, rest = divmod(con_id, 1_000_000)
+        if prefix in prefixes and _CONTRACT_MONTH.fullmatch(f"{rest:06d}"):
+            raise ValueError(
+                f"catalog: conId {con_id} of {name} has the form of a generated conId "
+                f"(prefix {prefix}); choose another con_id_prefix"
+            )
 
 
 @functools.lru_cache(maxsize=1)
