@@ -8,16 +8,22 @@ import itertools
 import json
 import re
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ibapi.contract import Contract
 
+from ibdata._probe import IbapiProbe, future, stock
+from ibdata.sim import FixedClock, Simulator
 from ibdata.sim._catalog import (
     NO_EXPIRY_TEXT,
     NOT_FOUND_TEXT,
     Catalog,
+    ExpiryRule,
     FutureProduct,
     load_catalog_data,
 )
@@ -27,6 +33,13 @@ UTC = dt.timezone.utc
 EUREX_LOCAL = re.compile(r"F[A-Z]{3} (MAR|JUN|SEP|DEC) \d\d")
 CODE_LOCAL = re.compile(r"[A-Z]{1,2}[HMUZ]\d")
 TODAY = dt.date(2025, 1, 15)
+
+US_PRODUCTS = (
+    # (symbol, trading class) of the CME Group futures products, in file order
+    *(("ES", "ES"), ("NQ", "NQ"), ("MES", "MES"), ("MNQ", "MNQ"), ("YM", "YM"), ("RTY", "RTY")),
+    *(("CL", "CL"), ("NG", "NG"), ("GC", "GC"), ("SI", "SI"), ("SI", "SIL"), ("HG", "HG")),
+    *(("EUR", "6E"), ("JPY", "6J"), ("GBP", "6B")),
+)
 
 PRODUCTS = {
     # symbol: (exchange, currency, trading class, local symbol of the March 2025 contract)
@@ -120,10 +133,15 @@ def test_catalog_json_is_package_data() -> None:
 
 
 def test_catalog_json_loads() -> None:
-    """The data file yields the five static instruments and the eight futures products."""
+    """The data file yields the seventeen static instruments and the twenty-three futures
+    products (the eight bond futures first)."""
     statics, products = load_catalog_data()
-    assert [c.symbol for c in statics] == ["AAPL", "MSFT", "SPY", "SPX", "EUR"]
-    assert [p.symbol for p in products] == list(PRODUCTS)
+    assert [c.local_symbol for c in statics] == [
+        *("AAPL", "MSFT", "SPY", "AMZN", "TSLA", "NVDA", "GOOGL", "META", "AMD", "QQQ", "IWM"),
+        *("SPX", "NDX", "VIX", "EUR.USD", "GBP.USD", "USD.JPY"),
+    ]
+    assert [p.symbol for p in products] == [*PRODUCTS, *(s for s, _ in US_PRODUCTS)]
+    assert [p.trading_class for p in products][len(PRODUCTS) :] == [t for _, t in US_PRODUCTS]
 
 
 def test_bad_catalog_data_is_refused() -> None:
@@ -199,7 +217,6 @@ def test_aapl_trading_hours_text(catalog: Catalog) -> None:
     [
         (272093, "MSFT", "STK", "SMART", "NASDAQ", "US5949181045", "COMMON"),
         (756733, "SPY", "STK", "SMART", "ARCA", "US78462F1030", "ETF"),
-        (416904, "SPX", "IND", "CBOE", "", None, ""),
         (12087792, "EUR", "CASH", "IDEALPRO", "", None, ""),
     ],
 )
@@ -213,7 +230,7 @@ def test_other_static_instruments(
     isin: str | None,
     stock_type: str,
 ) -> None:
-    """MSFT, SPY, SPX and EUR.USD carry IB's conIds and identifying fields."""
+    """MSFT, SPY and EUR.USD carry IB's conIds and identifying fields."""
     c = catalog.by_con_id(con_id)
     assert c is not None
     assert (c.symbol, c.sec_type, c.exchange, c.currency) == (symbol, sec_type, exchange, "USD")
@@ -231,7 +248,9 @@ def test_index_and_fx_what_to_show(catalog: Catalog) -> None:
     assert spx is not None
     assert fx is not None
     assert spx.what_to_show == {"TRADES", "HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY"}
-    assert spx.trading == spx.liquid == SessionTemplate("0930", "1600", early_close="1300")
+    # IB's real SPX: Chicago hours, 08:30-15:00 (New York's 09:30-16:00), 12:00 early closes
+    assert spx.trading == spx.liquid == SessionTemplate("0830", "1500", early_close="1200")
+    assert spx.time_zone_id == "US/Central"
     assert spx.calendar == "NYSE"
     assert fx.what_to_show == {"MIDPOINT", "BID", "ASK", "BID_ASK"}
     assert (fx.local_symbol, fx.trading_class, fx.min_tick) == ("EUR.USD", "EUR.USD", 0.00005)
@@ -697,3 +716,497 @@ def test_future_product_refuses_bad_definitions() -> None:
         attrs.evolve(bund, con_id_prefix=5)
     with pytest.raises(ValueError, match="does not list"):
         bund.contract(2025, 5)
+
+
+# --- the instruments of public IB examples, with IB's real facts ---------------------------
+
+#: A Wednesday in June 2026: ESM6 is still the front month and ESZ6 is listed.
+JUNE_2026 = dt.datetime(2026, 6, 10, 15, 0, tzinfo=UTC)
+
+
+def contract(**fields: Any) -> Contract:
+    """An ibapi ``Contract`` with the given attributes."""
+    c = Contract()
+    for name, value in fields.items():
+        setattr(c, name, value)
+    return c
+
+
+def index(symbol: str, exchange: str) -> Contract:
+    """An ibapi ``Contract`` for an index."""
+    return contract(symbol=symbol, secType="IND", exchange=exchange, currency="USD")
+
+
+def cash(symbol: str, currency: str) -> Contract:
+    """An ibapi ``Contract`` for a currency pair on IDEALPRO."""
+    return contract(symbol=symbol, secType="CASH", exchange="IDEALPRO", currency=currency)
+
+
+def silver(trading_class: str) -> Contract:
+    """An ibapi ``Contract`` for the September 2026 COMEX silver future of one trading class."""
+    c = future("SI", "COMEX", "USD", "202609")
+    c.tradingClass = trading_class
+    return c
+
+
+def details_over_ibapi(sim: Simulator, query: Contract) -> Any:
+    """The one ContractDetails IB's client reads from the simulator for ``query``."""
+    with IbapiProbe(sim.host, sim.port, client_id=7) as ib:
+        (details,) = ib.contract_details(query)
+    return details
+
+
+# (query, conId, exchange, primaryExchange, longName, minTick, multiplier, timeZoneId,
+#  tradingClass); the facts are IB's (see the simulator guide for sources and the guesses)
+STATIC_FACTS = [
+    (stock("AMZN"), 3691937, "SMART", "NASDAQ", "AMAZON.COM INC", 0.01, "", "US/Eastern", "NMS"),
+    (stock("TSLA"), 76792991, "SMART", "NASDAQ", "TESLA INC", 0.01, "", "US/Eastern", "NMS"),
+    (stock("NVDA"), 4815747, "SMART", "NASDAQ", "NVIDIA CORP", 0.01, "", "US/Eastern", "NMS"),
+    (
+        stock("GOOGL"),
+        208813719,
+        "SMART",
+        "NASDAQ",
+        "ALPHABET INC-CL A",
+        0.01,
+        "",
+        "US/Eastern",
+        "NMS",
+    ),
+    (
+        stock("META"),
+        107113386,
+        "SMART",
+        "NASDAQ",
+        "META PLATFORMS INC-CLASS A",
+        0.01,
+        "",
+        "US/Eastern",
+        "NMS",
+    ),
+    (
+        stock("AMD"),
+        4391,
+        "SMART",
+        "NASDAQ",
+        "ADVANCED MICRO DEVICES",
+        0.01,
+        "",
+        "US/Eastern",
+        "NMS",
+    ),
+    (
+        stock("QQQ"),
+        320227571,
+        "SMART",
+        "NASDAQ",
+        "INVESCO QQQ TRUST SERIES 1",
+        0.01,
+        "",
+        "US/Eastern",
+        "NMS",
+    ),
+    (
+        stock("IWM"),
+        9579970,
+        "SMART",
+        "ARCA",
+        "ISHARES RUSSELL 2000 ETF",
+        0.01,
+        "",
+        "US/Eastern",
+        "IWM",
+    ),
+    (index("SPX", "CBOE"), 416904, "CBOE", "", "S&P 500 Stock Index", 0.01, "", "US/Central", ""),
+    (
+        index("NDX", "NASDAQ"),
+        416843,
+        "NASDAQ",
+        "",
+        "NASDAQ 100 Stock Index",
+        0.01,
+        "",
+        "US/Eastern",
+        "",
+    ),
+    (
+        index("VIX", "CBOE"),
+        13455763,
+        "CBOE",
+        "",
+        "CBOE Volatility Index",
+        0.01,
+        "",
+        "US/Central",
+        "",
+    ),
+    (
+        cash("EUR", "USD"),
+        12087792,
+        "IDEALPRO",
+        "",
+        "European Monetary Union Euro",
+        0.00005,
+        "",
+        "US/Eastern",
+        "EUR.USD",
+    ),
+    (
+        cash("GBP", "USD"),
+        12087797,
+        "IDEALPRO",
+        "",
+        "British pound",
+        0.00005,
+        "",
+        "US/Eastern",
+        "GBP.USD",
+    ),
+    (
+        cash("USD", "JPY"),
+        15016059,
+        "IDEALPRO",
+        "",
+        "United States dollar",
+        0.005,
+        "",
+        "US/Eastern",
+        "USD.JPY",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "con_id", "exchange", "primary", "long_name", "tick", "mult", "zone", "klass"),
+    STATIC_FACTS,
+    ids=[f"{q.symbol}-{q.secType}" for q, *_ in STATIC_FACTS],
+)
+def test_static_instruments_over_the_socket(
+    sim_factory: Callable[..., Simulator],
+    query: Contract,
+    con_id: int,
+    exchange: str,
+    primary: str,
+    long_name: str,
+    tick: float,
+    mult: str,
+    zone: str,
+    klass: str,
+) -> None:
+    """Stocks, ETFs, indices and pairs of public IB examples reach IB's client with IB's
+    conId, exchanges, long name, tick, multiplier, zone and trading class."""
+    d = details_over_ibapi(sim_factory(clock=FixedClock(JUNE_2026)), query)
+    c = d.contract
+    assert (c.conId, c.symbol, c.secType, c.currency) == (
+        con_id,
+        query.symbol,
+        query.secType,
+        query.currency,
+    )
+    assert (c.exchange, c.primaryExchange) == (exchange, primary)
+    assert (d.longName, d.minTick, c.multiplier, d.timeZoneId) == (long_name, tick, mult, zone)
+    assert (c.tradingClass, d.marketName) == (klass, klass)
+    assert (d.underConId, d.underSymbol, d.underSecType) == (0, "", "")
+
+
+def test_stock_facts_of_the_new_names(catalog: Catalog) -> None:
+    """The new stocks carry IB's industry trio, ISIN and stock type; ETFs have no industry."""
+    facts = {
+        "AMZN": ("Communications", "Internet", "E-Commerce/Products", "US0231351067", "COMMON"),
+        "TSLA": (
+            "Consumer, Cyclical",
+            "Auto Manufacturers",
+            "Auto-Cars/Light Trucks",
+            "US88160R1014",
+            "COMMON",
+        ),
+        "AMD": (
+            "Technology",
+            "Semiconductors",
+            "Electronic Compo-Semicon",
+            "US0079031078",
+            "COMMON",
+        ),
+        "GOOGL": ("Communications", "Internet", "Web Portals/ISP", "US02079K3059", "COMMON"),
+        "QQQ": ("", "", "", "US46090E1038", "ETF"),
+        "IWM": ("", "", "", "US4642876555", "ETF"),
+    }
+    for symbol, (industry, category, sub, isin, kind) in facts.items():
+        c = catalog.resolve(ContractQuery(symbol=symbol, sec_type="STK", exchange="SMART"), TODAY)
+        assert (c.industry, c.category, c.subcategory) == (industry, category, sub), symbol
+        assert (c.sec_ids, c.stock_type) == ((("ISIN", isin),), kind), symbol
+        assert c.market_rule_ids == ",".join(["26"] * 26)
+
+
+def test_spx_has_ibs_real_fields(sim_factory: Callable[..., Simulator]) -> None:
+    """SPX reaches IB's client as IB sends it: market rule 25, Chicago hours 08:30-15:00,
+    no trading class, industry Indices."""
+    d = details_over_ibapi(sim_factory(clock=FixedClock(JUNE_2026)), index("SPX", "CBOE"))
+    assert (d.marketRuleIds, d.timeZoneId, d.contract.tradingClass) == ("25", "US/Central", "")
+    assert (d.industry, d.category, d.subcategory) == (
+        "Indices",
+        "Broad Range Equity Index",
+        "*",
+    )
+    assert "20260610:0830-20260610:1500" in d.liquidHours.split(";")
+    assert d.aggGroup == 2147483647
+
+
+# (query, conId, localSymbol, last trade date, longName, minTick, multiplier, zone,
+#  tradingClass, underlying) at JUNE_2026; generated conIds are prefix * 1e6 + YYYYMM
+FUTURE_FACTS = [
+    (future("ES", "CME", "USD", "202612"), 515416632, "ESZ6", "20261218", "E-mini S&P 500",
+     0.25, "50", "US/Central", "ES", (11004968, "ES", "IND")),
+    (future("ES", "CME", "USD", "202606"), 649180678, "ESM6", "20260618", "E-mini S&P 500",
+     0.25, "50", "US/Central", "ES", (11004968, "ES", "IND")),
+    (future("NQ", "CME", "USD", "202609"), 770561204, "NQU6", "20260918", "E-mini NASDAQ 100 ",
+     0.25, "20", "US/Central", "NQ", (11004958, "NQ", "IND")),
+    (future("MES", "CME", "USD", "202609"), 643202609, "MESU6", "20260918",
+     "Micro E-Mini S&P 500 Stock Price Index", 0.25, "5", "US/Central", "MES",
+     (362673777, "MES", "IND")),
+    (future("MNQ", "CME", "USD", "202612"), 644202612, "MNQZ6", "20261218",
+     "Micro E-Mini Nasdaq-100 Index", 0.25, "2", "US/Central", "MNQ", (362687422, "MNQ", "IND")),
+    (future("YM", "CBOT", "USD", "202609"), 645202609, "YMU6", "20260918",
+     "E-mini Dow Jones Industrial Average", 1.0, "5", "US/Central", "YM", (0, "YM", "IND")),
+    (future("RTY", "CME", "USD", "202609"), 646202609, "RTYU6", "20260918",
+     "E-mini Russell 2000 Index", 0.1, "50", "US/Central", "RTY", (0, "RTY", "IND")),
+    (future("CL", "NYMEX", "USD", "202612"), 651202612, "CLZ6", "20261120",
+     "Light Sweet Crude Oil", 0.01, "1000", "US/Eastern", "CL", (17340715, "CL", "IND")),
+    (future("NG", "NYMEX", "USD", "202608"), 652202608, "NGQ6", "20260729",
+     "Henry Hub Natural Gas", 0.001, "10000", "US/Eastern", "NG", (0, "NG", "IND")),
+    (future("GC", "COMEX", "USD", "202608"), 732156872, "GCQ6", "20260827", "Gold",
+     0.1, "100", "US/Eastern", "GC", (17340718, "GC", "IND")),
+    (future("GC", "COMEX", "USD", "202612"), 462941472, "GCZ6", "20261229", "Gold",
+     0.1, "100", "US/Eastern", "GC", (17340718, "GC", "IND")),
+    (silver("SI"), 662202609,
+     "SIU6", "20260928", "Silver", 0.005, "5000", "US/Eastern", "SI", (0, "SI", "IND")),
+    (silver("SIL"), 663202609,
+     "SILU6", "20260928", "Silver", 0.005, "1000", "US/Eastern", "SIL", (0, "SI", "IND")),
+    (future("HG", "COMEX", "USD", "202609"), 664202609, "HGU6", "20260928", "Copper",
+     0.0005, "25000", "US/Eastern", "HG", (36557087, "HG", "IND")),
+    (future("EUR", "CME", "USD", "202609"), 671202609, "6EU6", "20260914",
+     "European Monetary Union Euro", 0.00005, "125000", "US/Central", "6E",
+     (12087792, "EUR", "CASH")),
+    (future("JPY", "CME", "USD", "202609"), 672202609, "6JU6", "20260914", "Japanese yen",
+     0.0000005, "12500000", "US/Central", "6J", (0, "", "")),
+    (future("GBP", "CME", "USD", "202609"), 673202609, "6BU6", "20260914", "British pound",
+     0.0001, "62500", "US/Central", "6B", (12087797, "GBP", "CASH")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("query", "con_id", "local", "last", "long_name", "tick", "mult", "zone", "klass", "under"),
+    FUTURE_FACTS,
+    ids=[f"{fact[2]}" for fact in FUTURE_FACTS],
+)
+def test_futures_over_the_socket(
+    sim_factory: Callable[..., Simulator],
+    query: Contract,
+    con_id: int,
+    local: str,
+    last: str,
+    long_name: str,
+    tick: float,
+    mult: str,
+    zone: str,
+    klass: str,
+    under: tuple[int, str, str],
+) -> None:
+    """CME Group futures reach IB's client with IB's conId (where known), local symbol, last
+    trade date, long name, tick, multiplier, zone, trading class and underlying."""
+    d = details_over_ibapi(sim_factory(clock=FixedClock(JUNE_2026)), query)
+    c = d.contract
+    assert (c.conId, c.localSymbol, c.lastTradeDateOrContractMonth) == (con_id, local, last)
+    assert (c.symbol, c.secType, c.exchange, c.primaryExchange) == (
+        query.symbol,
+        "FUT",
+        query.exchange,
+        "",
+    )
+    assert (d.longName, d.minTick, c.multiplier, d.timeZoneId) == (long_name, tick, mult, zone)
+    month = query.lastTradeDateOrContractMonth
+    assert (c.tradingClass, d.marketName, d.contractMonth) == (klass, klass, month)
+    assert (d.underConId, d.underSymbol, d.underSecType) == under
+    assert d.validExchanges == f"{query.exchange},QBALGO"
+    assert d.aggGroup == 2147483647
+
+
+def product(symbol: str, trading_class: str = "") -> FutureProduct:
+    """The packaged futures product of ``symbol`` (and ``trading_class``, default the symbol)."""
+    _, products = load_catalog_data()
+    (found,) = [
+        p for p in products if (p.symbol, p.trading_class) == (symbol, trading_class or symbol)
+    ]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("symbol", "trading_class", "year", "month", "expected"),
+    [
+        ("ES", "ES", 2025, 6, "20250620"),  # a recorded ESM5: 3rd Friday
+        ("ES", "ES", 2025, 12, "20251219"),  # ESZ5, recorded expiry-day hours
+        ("ES", "ES", 2026, 6, "20260618"),  # Juneteenth is the 3rd Friday: Thursday
+        ("NQ", "NQ", 2026, 6, "20260618"),
+        ("MNQ", "MNQ", 2026, 6, "20260618"),
+        ("ES", "ES", 2026, 12, "20261218"),
+        ("CL", "CL", 2023, 12, "20231120"),  # 25 Nov is a Saturday: 4 business days before,
+        # Thanksgiving not counted (CLZ3, recorded)
+        ("CL", "CL", 2024, 12, "20241120"),  # 25 Nov a Monday: 3 business days before
+        ("GC", "GC", 2025, 4, "20250428"),  # third-last business day (GCJ5, recorded)
+        ("GC", "GC", 2025, 6, "20250626"),  # GCM5
+        ("GC", "GC", 2025, 12, "20251229"),  # GCZ5
+        ("JPY", "6J", 2024, 9, "20240916"),  # 2 business days before the 3rd Wednesday (6JU4)
+    ],
+)
+def test_last_trade_dates_of_us_futures(
+    symbol: str, trading_class: str, year: int, month: int, expected: str
+) -> None:
+    """CME Group last trade dates follow each product's rule, as IB reported these months."""
+    c = product(symbol, trading_class).contract(year, month)
+    assert c.last_trade_date == expected == c.real_expiration_date
+    assert c.contract_month == f"{year:04d}{month:02d}"
+
+
+@pytest.mark.parametrize(
+    ("symbol", "trading_class", "local", "con_id"),
+    [
+        ("ES", "ES", "ESM5", 620731015),
+        ("ES", "ES", "ESZ6", 515416632),
+        ("ES", "ES", "ESZ0", 815824241),  # December 2030
+        ("NQ", "NQ", "NQZ5", 563947738),
+        ("MES", "MES", "MESM5", 691171673),
+        ("MNQ", "MNQ", "MNQM5", 691171685),
+        ("YM", "YM", "YMZ4", 672387412),
+        ("RTY", "RTY", "RTYU1", 428520008),
+        ("CL", "CL", "CLZ3", 174230596),
+        ("GC", "GC", "GCM5", 372852975),
+        ("GC", "GC", "GCF6", 760200558),
+        ("SI", "SIL", "SILN5", 719262093),
+        ("JPY", "6J", "6JU4", 383308433),
+    ],
+)
+def test_recorded_contracts_keep_ibs_con_ids(
+    symbol: str, trading_class: str, local: str, con_id: int
+) -> None:
+    """A month IB's conId was recorded for gets that conId, with IB's local symbol."""
+    p = product(symbol, trading_class)
+    code, digit = local[-2], int(local[-1])
+    year = (2030 if digit == 0 else 2020 + digit) if symbol == "ES" else 2020 + digit
+    c = p.contract(year, "FGHJKMNQUVXZ".index(code) + 1)
+    assert (c.local_symbol, c.con_id) == (local, con_id)
+
+
+def test_cme_group_months(catalog: Catalog) -> None:
+    """Equity-index and currency futures list H, M, U, Z; CL, NG, GC, SI and HG every month;
+    CL's and NG's last trade falls in the month before the contract month."""
+    for symbol, klass, months in (("ES", "", "HMUZ"), ("EUR", "6E", "HMUZ"), ("GBP", "6B", "HMUZ")):
+        assert product(symbol, klass).months == months
+    for symbol in ("CL", "NG", "GC", "SI", "HG"):
+        assert product(symbol).months == "FGHJKMNQUVXZ"
+    for symbol in ("CL", "GC"):
+        found = catalog.lookup(ContractQuery(symbol=symbol, sec_type="FUT"), TODAY)
+        index = [int(c.contract_month[:4]) * 12 + int(c.contract_month[4:]) for c in found]
+        assert len(found) >= 12
+        assert all(b - a == 1 for a, b in itertools.pairwise(index))
+        for c in found:
+            before = int(c.contract_month[:4]) * 12 + int(c.contract_month[4:]) - 1
+            lag = before - (ltd(c).year * 12 + ltd(c).month - 1)
+            assert lag == (1 if symbol == "CL" else 0), c.local_symbol
+
+
+def test_es_chain_over_the_socket(sim_factory: Callable[..., Simulator]) -> None:
+    """A chain request (symbol, FUT, CME) lists ES's live quarterly months, oldest first,
+    each with IB's recorded conId."""
+    sim = sim_factory(clock=FixedClock(JUNE_2026))
+    with IbapiProbe(sim.host, sim.port, client_id=7) as ib:
+        found = ib.contract_details(contract(symbol="ES", secType="FUT", exchange="CME"))
+    assert [(d.contract.localSymbol, d.contract.conId) for d in found] == [
+        ("ESM6", 649180678),
+        ("ESU6", 649180671),
+        ("ESZ6", 515416632),
+        ("ESH7", 649180684),
+        ("ESM7", 649180661),
+        ("ESU7", 649180681),
+    ]
+    assert {d.underConId for d in found} == {11004968}
+
+
+def test_gc_chain_over_the_socket(sim_factory: Callable[..., Simulator]) -> None:
+    """A COMEX gold chain lists consecutive months from the front one, with recorded conIds."""
+    sim = sim_factory(clock=FixedClock(JUNE_2026))
+    with IbapiProbe(sim.host, sim.port, client_id=7) as ib:
+        found = ib.contract_details(contract(symbol="GC", secType="FUT", exchange="COMEX"))
+    locals_ = [d.contract.localSymbol for d in found]
+    assert locals_[:8] == ["GCM6", "GCN6", "GCQ6", "GCU6", "GCV6", "GCX6", "GCZ6", "GCF7"]
+    assert [d.contract.conId for d in found[:7]] == [
+        430360630,
+        760200536,
+        732156872,
+        760200565,
+        744880148,
+        760200541,
+        462941472,
+    ]
+
+
+def test_silver_without_trading_class_is_ambiguous(catalog: Catalog) -> None:
+    """SI names two products (SI of 5000 oz and SIL of 1000 oz): a bar request needs the
+    trading class or the multiplier, as on IB."""
+    query = ContractQuery(
+        symbol="SI", sec_type="FUT", exchange="COMEX", last_trade_date_or_contract_month="202509"
+    )
+    assert [c.trading_class for c in catalog.lookup(query, TODAY)] == ["SI", "SIL"]
+    err = error_of(catalog.resolve, query, TODAY)
+    assert (err.code, err.text) == (200, "The contract description specified for SI is ambiguous.")
+    assert catalog.resolve(attrs.evolve(query, multiplier="1000"), TODAY).trading_class == "SIL"
+
+
+def test_generated_con_ids_never_equal_a_real_one() -> None:
+    """No generated conId of any product, in any month of 1990-2099, equals a real conId of
+    the catalog (static instruments and recorded futures months)."""
+    statics, products = load_catalog_data()
+    real = [c.con_id for c in statics] + [i for p in products for _, i in p.con_ids]
+    assert len(real) == len(set(real))
+    generated = {
+        p.generated_con_id(year, month)
+        for p in products
+        for year in range(1990, 2100)
+        for month in p.month_numbers
+    }
+    assert not generated & set(real)
+    cat = Catalog.default(TODAY)
+    ids = [c.con_id for c in cat.contracts]
+    assert len(ids) == len(set(ids))
+
+
+def test_loader_refuses_real_con_ids_of_the_generated_form() -> None:
+    """A recorded conId that looks generated, or one given twice, is refused at load time."""
+    raw = json.loads(
+        importlib.resources.files("ibdata.sim").joinpath("catalog.json").read_text("utf-8")
+    )
+    es = next(f for f in raw["futures"] if f["symbol"] == "ES")
+    es["con_ids"]["202703"] = 631202703  # ZN's generated form
+    with pytest.raises(ValueError, match="form of a generated conId"):
+        load_catalog_data(json.dumps(raw))
+    es["con_ids"]["202703"] = 265598  # AAPL's
+    with pytest.raises(ValueError, match="265598"):
+        load_catalog_data(json.dumps(raw))
+    es["con_ids"]["202704"] = 1  # not a listed month
+    with pytest.raises(ValueError, match="not a listed month"):
+        load_catalog_data(json.dumps(raw))
+
+
+def test_expiry_rules_refuse_bad_values() -> None:
+    """ExpiryRule validates its rule, weekday, week number, day and month offset."""
+    for bad, match in (
+        ({"rule": "third_friday"}, "unknown expiry rule"),
+        ({"rule": "nth_weekday", "weekday": 5}, "weekday"),
+        ({"rule": "nth_weekday", "nth": 5}, "nth"),
+        ({"rule": "before_calendar_day", "day": 31}, "day"),
+        ({"rule": "before_calendar_day", "month_offset": 1}, "month_offset"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            ExpiryRule(business_days_before=0, **bad)
+    rule = ExpiryRule(rule="nth_weekday", weekday=4, nth=3, business_days_before=0)
+    assert rule.last_trade_date(2026, 6) == dt.date(2026, 6, 19)  # no calendar: Juneteenth
+    assert rule.last_trade_date(2026, 6, "CME") == dt.date(2026, 6, 18)

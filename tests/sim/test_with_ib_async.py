@@ -12,10 +12,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from ib_async import IB, ContFuture, Contract, Forex, Future, RequestError, Stock
+from ib_async import IB, ContFuture, Contract, Forex, Future, Index, RequestError, Stock
 
 from ibdata._probe import IbapiProbe, stock
-from ibdata.sim import Simulator
+from ibdata.sim import FixedClock, Simulator
 from tests import ibapi_release as rel
 from tests.conftest import CLOCK_AT
 
@@ -208,6 +208,39 @@ def test_futures_chain_and_contract_month_bars(ib: IB) -> None:
     bars = ib.reqHistoricalData(june, "", "1 W", "1 hour", "TRADES", False, timeout=5)
     assert bars
     assert all(b.low <= min(b.open, b.close) <= max(b.open, b.close) <= b.high for b in bars)
+
+
+def test_contracts_of_public_examples_qualify(
+    sim_factory: Callable[..., Simulator], connect: Connect
+) -> None:
+    """The contracts public ib_async examples use qualify to IB's real conIds (a generated
+    one where IB's is not known), and ES carries its underlying index."""
+    sim = sim_factory(clock=FixedClock(dt.datetime(2026, 6, 10, 15, 0, tzinfo=UTC)))
+    ib = connect(sim, client_id=12)
+    es = Future("ES", "202612", "CME")
+    tsla = Stock("TSLA", "SMART", "USD")
+    cable = Forex("GBPUSD")
+    ndx = Index("NDX", "NASDAQ")
+    crude = Future("CL", "202612", "NYMEX")
+    assert ib.qualifyContracts(es, tsla, cable, ndx, crude) == [es, tsla, cable, ndx, crude]
+    assert [c.conId for c in (es, tsla, cable, ndx, crude)] == [
+        515416632,
+        76792991,
+        12087797,
+        416843,
+        651202612,  # CLZ6's real conId is not known: the catalog's generated one
+    ]
+    assert (es.localSymbol, es.lastTradeDateOrContractMonth, es.multiplier) == (
+        "ESZ6",
+        "20261218",
+        "50",
+    )
+    assert (crude.localSymbol, crude.lastTradeDateOrContractMonth) == ("CLZ6", "20261120")
+    assert (tsla.primaryExchange, tsla.tradingClass) == ("NASDAQ", "NMS")
+    assert cable.localSymbol == "GBP.USD"
+    (d,) = ib.reqContractDetails(es)
+    assert (d.underConId, d.underSymbol, d.underSecType) == (11004968, "ES", "IND")
+    assert (d.longName, d.timeZoneId, d.lastTradeTime) == ("E-mini S&P 500", "US/Central", "08:30")
 
 
 # ---------------------------------------------------------------------------- bars

@@ -13,7 +13,8 @@ they would to TWS, so code can be run and tested with no IB account:
 0
 
 The simulator serves contract details and historical bars for a catalog of instruments
-(stocks, an index, a currency pair and quarterly bond futures chains) from a deterministic
+(the US stocks, ETFs, indices, currency pairs and CME Group, Eurex and ICE futures chains
+of public IB examples, with IB's real conIds) from a deterministic
 bar generator, enforces IB's validation and pacing rules with TWS's own error codes and
 texts, and offers faults (drops, deafness, latency, injected errors, outages, raw frames,
 restarts) and a record of every message received. It never imports ``ibapi``.

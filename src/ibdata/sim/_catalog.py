@@ -8,12 +8,15 @@ kinds of contract questions TWS answers:
 * :meth:`Catalog.resolve` — historical bars and head timestamps: exactly one contract, else the
   error TWS sends (200 or 321).
 
-:meth:`Catalog.default` loads the package data file ``catalog.json``: AAPL, MSFT, SPY (stocks on
-SMART), SPX (index on CBOE), EUR.USD (IDEALPRO) and eight bond-future products — GBL, GBM, GBS,
-BTP on EUREX, R (Long Gilt) on ICEEU, ZN, ZF, ZB on CBOT. Futures are stored as product
-definitions (:class:`FutureProduct`); their quarterly contracts are generated in code for the
-date the catalog is built for, and the chains grow on demand when a later or earlier ``today``
-is asked about.
+:meth:`Catalog.default` loads the package data file ``catalog.json``: the US stocks and
+ETFs AAPL, MSFT, SPY, AMZN, TSLA, NVDA, GOOGL, META, AMD, QQQ, IWM (on SMART), the indices
+SPX, NDX, VIX, the pairs EUR.USD, GBP.USD, USD.JPY (IDEALPRO), the CME Group futures ES, NQ,
+MES, MNQ, RTY (CME), YM (CBOT), CL, NG (NYMEX), GC, SI and SIL, HG (COMEX), 6E, 6J, 6B
+(CME, symbols EUR, JPY, GBP), and the bond futures GBL, GBM, GBS, BTP (EUREX), R (Long
+Gilt, ICEEU), ZN, ZF, ZB (CBOT), with IB's real contract facts where they were recorded.
+Futures are stored as product definitions (:class:`FutureProduct`); their contracts are
+generated in code for the date the catalog is built for, and the chains grow on demand
+when a later or earlier ``today`` is asked about.
 
 The simulator must never import ``ibapi`` or the client's internals; this module only uses the
 standard library, :mod:`attrs` and :mod:`ibdata.sim._model`.
