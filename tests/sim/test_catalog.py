@@ -1116,11 +1116,13 @@ def test_cme_group_months(catalog: Catalog) -> None:
 
 def test_es_chain_over_the_socket(sim_factory: Callable[..., Simulator]) -> None:
     """A chain request (symbol, FUT, CME) lists ES's live quarterly months, oldest first,
-    each with IB's recorded conId."""
+    each with IB's recorded conId, five years ahead (a real sv-200 answer of April 2026 held
+    21 expiries): every recorded month from ESM6 to ESZ0 of 2030."""
     sim = sim_factory(clock=FixedClock(JUNE_2026))
     with IbapiProbe(sim.host, sim.port, client_id=7) as ib:
         found = ib.contract_details(contract(symbol="ES", secType="FUT", exchange="CME"))
-    assert [(d.contract.localSymbol, d.contract.conId) for d in found] == [
+    got = [(d.contract.localSymbol, d.contract.conId) for d in found]
+    assert got[:6] == [
         ("ESM6", 649180678),
         ("ESU6", 649180671),
         ("ESZ6", 515416632),
@@ -1128,6 +1130,8 @@ def test_es_chain_over_the_socket(sim_factory: Callable[..., Simulator]) -> None
         ("ESM7", 649180661),
         ("ESU7", 649180681),
     ]
+    assert ("ESZ0", 815824241) in got  # December 2030
+    assert len(got) >= 21
     assert {d.underConId for d in found} == {11004968}
 
 

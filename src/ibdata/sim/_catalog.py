@@ -699,7 +699,8 @@ class Catalog:
 
     **Futures chains.** For a date ``today`` every product has its listed (quarterly)
     contracts whose last trade dates run from at least two years before ``today`` (IB keeps
-    expired futures that long) to at least one year after it, including contracts not yet
+    expired futures that long) to at least one year after it, or as far as the product is
+    listed ahead when that is further (``listing_months``), including contracts not yet
     listed (their head timestamp lies in the future). A query with a ``today`` outside the
     dates the chains were made for extends them, so a simulator clock may run for years.
     Generated contracts whose conId is already taken by a contract added with :meth:`add` are
@@ -821,10 +822,12 @@ class Catalog:
             )
             # One quarter of slack on each side guarantees a contract beyond each bound.
             first = _add_months(_years_before(lo, CHAIN_YEARS_BACK), -4)
-            last = _add_months(_add_months(hi, 12 * CHAIN_YEARS_AHEAD), 4)
             added: list[SimContract] = []
             by_id = dict(self._by_id)
             for product in self._products:
+                # As far ahead as the product is listed (ES: 21 quarters), at least a year.
+                ahead = max(12 * CHAIN_YEARS_AHEAD, product.listing_months)
+                last = _add_months(_add_months(hi, ahead), 4)
                 for contract in product.contracts_between(first, last):
                     existing = by_id.get(contract.con_id)
                     if existing is None:
