@@ -225,7 +225,7 @@ def _bar_fields(sv: int, **values: str) -> list[bytes]:
     return frame[4:].split(b"\0")[:-1]
 
 
-def _build(columns: _convert.BarColumns) -> Bars:
+def _build(columns: _convert.BarColumns, *, volume_in_lots: bool = False) -> Bars:
     return _convert.build_bars(
         columns,
         contract=None,
@@ -234,6 +234,7 @@ def _build(columns: _convert.BarColumns) -> Bars:
         use_rth=False,
         time_zone="US/Eastern",
         login_tz=None,
+        volume_in_lots=volume_in_lots,
     )
 
 
@@ -262,16 +263,7 @@ def test_volume_in_lots_becomes_whole_shares(lots: str, shares: float | None) ->
     """A volume in lots (two decimals at most) is returned as the exact whole number of
     shares, not the float product (0.29 x 100 is 28.999999999999996); -1 stays "none"."""
     _, columns = _convert.parse_historical_data(_bar_fields(165, volume=lots), with_window=True)
-    bars = _convert.build_bars(
-        columns,
-        contract=None,
-        bar_size=BarSize("5 mins"),
-        what_to_show=WhatToShow("TRADES"),
-        use_rth=False,
-        time_zone="US/Eastern",
-        login_tz=None,
-        volume_in_lots=True,
-    )
+    bars = _build(columns, volume_in_lots=True)
     assert [b.volume for b in bars] == [shares]
 
 

@@ -790,19 +790,15 @@ class Simulator:
             err = _history.no_data_error(contract, req.what_to_show)
             s.error(req.req_id, err.code, err.text)
             return
-        start_text = _bars.format_window_time(
-            plan.start,
-            s.server_version,
-            contract.time_zone_id,
-            self.login_tz,
-            zone_style=self.api_time_zone,
-        )
-        end_text = _bars.format_window_time(
-            plan.end,
-            s.server_version,
-            contract.time_zone_id,
-            self.login_tz,
-            zone_style=self.api_time_zone,
+        start_text, end_text = (
+            _bars.format_window_time(
+                when,
+                s.server_version,
+                contract.time_zone_id,
+                self.login_tz,
+                zone_style=self.api_time_zone,
+            )
+            for when in (plan.start, plan.end)
         )
         frame = m.historical_data_frame(
             req.req_id, start_text, end_text, count, body, server_version=s.server_version
