@@ -40,9 +40,11 @@ RELEASES: dict[str, tuple[str, str]] = {
 }
 
 #: The tests that depend on the release: wire formats and decoders, the client over real
-#: sockets, and the history engine end to end.
+#: sockets, real TWS captures replayed at the versions the release negotiates, and the
+#: history engine end to end.
 TESTS = [
     "tests/sim/test_golden_frames.py",
+    "tests/replay",
     "tests/test_convert.py",
     "tests/sim/test_with_ibapi.py",
     "tests/sim/test_server.py",
