@@ -20,6 +20,7 @@ from ibdata.exceptions import (
     NotConnectedError,
     PacingViolationError,
     PermissionDeniedError,
+    RangeTooLargeError,
     RequestError,
     RequestTimeoutError,
     SessionError,
@@ -61,6 +62,7 @@ def test_public_names_are_documented() -> None:
         (PermissionDeniedError, (RequestError,)),
         (RequestTimeoutError, (IBDataError, TimeoutError)),
         (UnknownProductError, (IBDataError, LookupError)),
+        (RangeTooLargeError, (ValueError,)),
     ],
 )
 def test_exception_tree(cls: type[Exception], bases: tuple[type, ...]) -> None:

@@ -18,7 +18,14 @@ import attrs
 from ibdata import _convert, _ibapi, _planner, _zones
 from ibdata import _validate as v
 from ibdata._connection import Connection, RequestNotSentError
-from ibdata._engine import LONG_BAR_SPANS, HistoryEngine, Job, Progress, continuous_duration
+from ibdata._engine import (
+    FORMAT_DATE,
+    LONG_BAR_SPANS,
+    HistoryEngine,
+    Job,
+    Progress,
+    continuous_duration,
+)
 from ibdata._pacer import Pacer
 from ibdata._requests import BARS, DETAILS, HEAD, Pending
 from ibdata._throttle import Throttle
@@ -36,6 +43,7 @@ from ibdata.models import (
     BarSize,
     ContractDetails,
     ContractSpec,
+    DownloadPlan,
     Health,
     SecType,
     WhatToShow,
@@ -69,6 +77,19 @@ def _fits_a_wider_week(span: str) -> bool:
     """True when a daily chunk of ``span`` is in weeks and stays within 52 W once widened."""
     count, unit = _planner.parse_duration(span)
     return unit == "W" and count <= 51
+
+
+def _range_end(
+    spec: ContractSpec, size: BarSize, begin: dt.datetime, end: dt.datetime | None
+) -> dt.datetime:
+    """The end of a range download (None: now), checked before anything is sent."""
+    now = dt.datetime.now(dt.timezone.utc)
+    stop = end if end is not None else now
+    if begin >= stop:
+        raise ValueError(f"start ({begin.isoformat()}) must be before end ({stop.isoformat()})")
+    if spec.sec_type is SecType.CONTFUT:  # refused before the contract lookup is sent
+        continuous_duration(spec, begin, stop, size, now)
+    return stop
 
 
 @functools.lru_cache(maxsize=1)
@@ -707,9 +728,11 @@ class Client:
             progress: called as ``progress(chunks_done, chunks_total, bars_so_far)`` while a
                 range downloads (see :func:`ibdata.tqdm_progress`).
             max_requests: for a range, the most historical-data requests it may need (the
-                cached parts need none); a range that needs more raises ValueError before
-                any bars are requested. None sets no limit. A service answering callers it
-                does not control uses it to bound the time one call can take.
+                cached parts need none); a range that needs more raises
+                :class:`~ibdata.exceptions.RangeTooLargeError` before any bars are
+                requested, with the plan :meth:`plan` would give. None sets no limit. A
+                service answering callers it does not control, or a command line run by
+                people, uses it to bound the time one call can take.
 
         Returns:
             The bars, oldest first, without duplicates, with the contract IB resolved and the
@@ -732,9 +755,10 @@ class Client:
             RequestTimeoutError: a request got no answer in time; it was cancelled at IB.
             NotConnectedError: no session within the timeout.
             ConnectionLostError: the session dropped during a request.
+            RangeTooLargeError: the range needs more than ``max_requests`` requests (a
+                ValueError; no bars were requested).
             ValueError: an argument is invalid, or a continuous future's range ends in
-                the past (nothing was sent), or the range needs more than ``max_requests``
-                requests (no bars were requested).
+                the past (nothing was sent).
             TypeError: an argument has the wrong type (nothing was sent).
         """
         size = v.bar_size(bar_size)
@@ -762,11 +786,7 @@ class Client:
             # is part of the identity: a caller never waits on a request with a longer one.
             key = ("window", spec, size, show, rth, span, end_text, limit)
             return self._engine.shared(key, one)
-        stop = end_at if end_at is not None else dt.datetime.now(dt.timezone.utc)
-        if begin >= stop:
-            raise ValueError(f"start ({begin.isoformat()}) must be before end ({stop.isoformat()})")
-        if spec.sec_type is SecType.CONTFUT:  # refused before the contract lookup is sent
-            continuous_duration(spec, begin, stop, size, dt.datetime.now(dt.timezone.utc))
+        stop = _range_end(spec, size, begin, end_at)
 
         def run() -> Bars:
             job = Job(spec, self._one_contract(spec, limit, deadline), size, show, rth, limit)
@@ -775,6 +795,83 @@ class Client:
         if progress is not None:  # a caller watching its own progress runs its own download
             return run()
         return self._engine.shared((spec, size, show, rth, begin, stop, limit, most), run)
+
+    def plan(
+        self,
+        instrument: str | ContractSpec,
+        *,
+        start: dt.datetime,
+        end: dt.datetime | None = None,
+        bar_size: BarSize | str = BarSize.ONE_HOUR,
+        what_to_show: WhatToShow | str = WhatToShow.TRADES,
+        use_rth: bool = False,
+        timeout: float | dt.timedelta | None = None,
+        sec_type: SecType | str | None = None,
+        exchange: str | None = None,
+        currency: str | None = None,
+    ) -> DownloadPlan:
+        """What ``get_historical_bars(instrument, start=..., ...)`` would send IB, unsent.
+
+        Takes the arguments of a range download and plans it as the download would: the
+        range clipped to the instrument's head timestamp, less what the cache holds, cut
+        into requests IB accepts. It sends no historical-data and no head-timestamp
+        request; it looks the contract up (one contract-details request, reused for an
+        hour, as the download does), since the cache, the chunks and the pacing rules are
+        per contract. What it cannot know without asking IB:
+
+        - the head timestamp, unless this client asked for it before or its cache holds
+          it: the plan then starts at ``start`` and counts the head-timestamp request the
+          download will send (``head_timestamp`` is None, ``head_timestamp_request``
+          True), so it may count requests for a time before the first data;
+        - where IB has bars: a weekend or a holiday costs a request all the same, as in
+          the download;
+        - how long IB takes to answer, and the requests other programs send on the same
+          TWS login: ``minimum_time`` is what IB's pacing rules allow from an idle
+          session, not a forecast.
+
+        The plan holds while the cache and the head timestamp stay as they are; another
+        download into the same cache in between makes it smaller. A continuous future is
+        one request ending now.
+
+        Args:
+            instrument: a product code, a symbol or a ContractSpec (see :meth:`resolve`).
+            start: the range's start, timezone-aware.
+            end: timezone-aware; None means now.
+            bar_size: a :class:`~ibdata.models.BarSize` or IB's string (``"1 hour"``).
+            what_to_show: a :class:`~ibdata.models.WhatToShow` or IB's string.
+            use_rth: only bars inside regular trading hours.
+            timeout: seconds for the contract lookup.
+            sec_type: overrides the security type (default STK for plain symbols).
+            exchange: overrides the exchange (default SMART for plain symbols).
+            currency: overrides the currency (default USD for plain symbols).
+
+        Returns:
+            The :class:`~ibdata.models.DownloadPlan`: ``requests``, the ``chunks`` and the
+            ``minimum_time`` the client's pacing rules need to send them.
+
+        Blocks until the contract lookup is answered (at once when it is remembered).
+
+        Raises:
+            ContractNotFoundError: IB knows no such contract.
+            AmbiguousContractError: the instrument matches several contracts.
+            RequestError: IB reported another error for the contract lookup.
+            RequestTimeoutError: the contract lookup got no answer in time.
+            NotConnectedError: no session within the timeout.
+            ConnectionLostError: the session dropped during the lookup.
+            ValueError: an argument is invalid, or a continuous future's range ends in the
+                past (nothing was sent).
+            TypeError: an argument has the wrong type (nothing was sent).
+        """
+        size = v.bar_size(bar_size)
+        show = v.what_to_show(what_to_show)
+        begin = v.aware(start, "start")
+        end_at = v.optional_aware(end, "end")
+        rth = v.flag(use_rth, "use_rth")
+        spec = self.resolve(instrument, sec_type=sec_type, exchange=exchange, currency=currency)
+        limit, deadline = self._deadline(timeout)
+        stop = _range_end(spec, size, begin, end_at)
+        job = Job(spec, self._one_contract(spec, limit, deadline), size, show, rth, limit)
+        return self._engine.plan(job, begin, stop)
 
     def _paced(
         self,
@@ -831,14 +928,8 @@ class Client:
             job.limit,
         )
         contract = _convert.to_ib_contract(spec)
-        format_date = 2  # epoch seconds for intraday bars: no zone to guess
-        paced = PacedRequest(
-            contract=str(details.contract.con_id),
-            exchange=spec.exchange,
-            what_to_show=show.value,
-            bar_size=size.value,
-            identity=(end_text, duration, str(rth), str(format_date)),
-        )
+        format_date = FORMAT_DATE  # epoch seconds for intraday bars: no zone to guess
+        paced = job.paced_bars(end_text, duration)
 
         def send_req(client: Any, req_id: int) -> None:
             client.reqHistoricalData(
@@ -885,15 +976,9 @@ class Client:
     def _request_head(self, job: Job) -> dt.datetime:
         """reqHeadTimestamp (paced like a small-bar request), then its cancel, which frees
         the open-request slot TWS keeps for it."""
-        spec, details, show, rth, limit = job.spec, job.details, job.show, job.rth, job.limit
+        spec, show, rth, limit = job.spec, job.show, job.rth, job.limit
         contract = _convert.to_ib_contract(spec)
-        paced = PacedRequest(
-            contract=str(details.contract.con_id),
-            exchange=spec.exchange,
-            what_to_show=show.value,
-            identity=(str(rth),),
-            head_timestamp=True,
-        )
+        paced = job.paced_head()
 
         def send_req(client: Any, req_id: int) -> None:
             client.reqHeadTimeStamp(req_id, contract, show.value, int(rth), 2)

@@ -5,7 +5,9 @@ and remembered), subtracts what the cache already covers, splits the rest into r
 accepts (:mod:`ibdata._planner`), fetches them one after another through the client's pacer,
 stores each finished chunk in the cache as it arrives (so an interrupted download keeps
 what it fetched), and returns one sorted, de-duplicated :class:`~ibdata.models.Bars`
-covering exactly ``[start, end)``.
+covering exactly ``[start, end)``. ``plan`` works the same steps out without sending
+anything (the head timestamp only if it is known) and prices the requests under the
+client's pacing rules; ``download`` refuses, with that plan, a range over ``max_requests``.
 
 Rules worth knowing:
 
@@ -48,10 +50,19 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ibdata import _convert, _planner
+from ibdata import _convert, _pacer, _planner
 from ibdata.cache import BarCache, CachedBars, CacheWarning, SeriesKey
-from ibdata.exceptions import NoDataError
-from ibdata.models import Bars, BarSize, ContractDetails, ContractSpec, SecType, WhatToShow
+from ibdata.exceptions import NoDataError, RangeTooLargeError
+from ibdata.models import (
+    Bars,
+    BarSize,
+    ContractDetails,
+    ContractSpec,
+    DownloadPlan,
+    SecType,
+    WhatToShow,
+)
+from ibdata.pacing import PacedRequest
 
 if TYPE_CHECKING:
     from ibdata._client import Client
@@ -65,8 +76,14 @@ _DAY = 86400.0
 #: How long after its session date a daily (weekly, monthly) bar is final enough to cache.
 DAILY_FINAL_AFTER = dt.timedelta(days=2)
 
+#: The ``formatDate`` of every bar request: epoch seconds for intraday bars, no zone to guess.
+FORMAT_DATE = 2
+
 #: The signature of a progress callback: ``(chunks_done, chunks_total, bars_so_far)``.
 Progress = Callable[[int, int, int], None]
+
+#: An interval ``[lo, hi)`` in epoch seconds.
+Window = tuple[float, float]
 
 #: What a cache that cannot be used raises: SQLite's errors, and OSError, TimeoutError
 #: among them (locked past its timeout; a damaged file that cannot be moved aside).
@@ -134,6 +151,26 @@ class Job:
         """The cache's key of this series."""
         return SeriesKey(self.details.contract.con_id, self.show.value, self.size.value, self.rth)
 
+    def paced_bars(self, end_text: str, duration: str) -> PacedRequest:
+        """What the pacing rules see in one reqHistoricalData of this series."""
+        return PacedRequest(
+            contract=str(self.details.contract.con_id),
+            exchange=self.spec.exchange,
+            what_to_show=self.show.value,
+            bar_size=self.size.value,
+            identity=(end_text, duration, str(self.rth), str(FORMAT_DATE)),
+        )
+
+    def paced_head(self) -> PacedRequest:
+        """What the pacing rules see in this series' reqHeadTimeStamp."""
+        return PacedRequest(
+            contract=str(self.details.contract.con_id),
+            exchange=self.spec.exchange,
+            what_to_show=self.show.value,
+            identity=(str(self.rth),),
+            head_timestamp=True,
+        )
+
 
 class HistoryEngine:
     """Downloads ranges for one :class:`~ibdata.Client`."""
@@ -178,8 +215,8 @@ class HistoryEngine:
         log.info("%s", message)  # the warning is what the user sees
         warnings.warn(CacheWarning(message), stacklevel=3)
 
-    def head(self, job: Job) -> float:
-        """The first data point IB has (epoch seconds), asked once and remembered."""
+    def known_head(self, job: Job) -> float | None:
+        """The first data point (epoch seconds) if this client or its cache knows it."""
         key = (job.details.contract.con_id, job.show.value, job.rth)
         with self._lock:
             known = self._heads.get(key)
@@ -188,6 +225,12 @@ class HistoryEngine:
                 known = self.cache.head(*key)
             except _CACHE_FAILURES as exc:
                 self._unusable("read a head timestamp", exc)
+        return known
+
+    def head(self, job: Job) -> float:
+        """The first data point IB has (epoch seconds), asked once and remembered."""
+        key = (job.details.contract.con_id, job.show.value, job.rth)
+        known = self.known_head(job)
         if known is None:
             known = self._client._request_head(job).timestamp()
             if self.cache is not None:
@@ -199,6 +242,84 @@ class HistoryEngine:
             self._heads[key] = known
         return known
 
+    def _want(self, job: Job, start: dt.datetime, end: dt.datetime, head: float | None) -> Window:
+        """The part of ``[start, end)`` to return, clipped to the head timestamp if known."""
+        want_lo = start.timestamp()
+        if head is not None:
+            want_lo = max(want_lo, head if job.size.intraday else _day_floor(head))
+        return want_lo, end.timestamp()
+
+    def _gaps(self, job: Job, lo: float, hi: float) -> list[Window] | None:
+        """What the cache lacks of ``[lo, hi)``; None when it cannot be read (all of it)."""
+        if self.cache is None:
+            return [(lo, hi)]
+        try:
+            return self.cache.missing(job.key, lo, hi)
+        except _CACHE_FAILURES as exc:
+            self._unusable("be read", exc)
+            return None
+
+    def _chunks(self, job: Job, gaps: list[Window]) -> list[_planner.Chunk]:
+        return _planner.plan_gaps(
+            [(_utc(a), _utc(b)) for a, b in gaps],
+            job.size,
+            spans=self._client.chunk_spans,
+            # IB counts weeks in the instrument's zone: 167 or 169 hours across DST changes
+            time_zone=job.details.time_zone_id or None,
+        )
+
+    def plan(self, job: Job, start: dt.datetime, end: dt.datetime) -> DownloadPlan:
+        """What :meth:`download` would send for ``[start, end)``, without sending anything.
+
+        The head timestamp is used if this client or its cache knows it, never asked.
+        """
+        now = dt.datetime.now(UTC)
+        if job.spec.sec_type is SecType.CONTFUT:
+            duration = continuous_duration(job.spec, start, end, job.size, now)
+            return self._plan(job, start, end, None, [(start, now, "", duration)])
+        head = self.known_head(job)
+        want_lo, want_hi = self._want(job, start, end, head)
+        chunks: list[_planner.Chunk] = []
+        if want_lo < want_hi:
+            lo, hi = _on_grid(want_lo, want_hi, job.size, job.details.time_zone_id)
+            gaps = self._gaps(job, lo, hi)
+            chunks = self._chunks(job, [(lo, hi)] if gaps is None else gaps)
+        windows = [(c.start, c.end, *self._window(job, c, now)) for c in chunks]
+        return self._plan(job, start, end, head, windows)
+
+    def _plan(
+        self,
+        job: Job,
+        start: dt.datetime,
+        end: dt.datetime,
+        head: float | None,
+        windows: list[tuple[dt.datetime, dt.datetime, str, str]],
+        *,
+        asks_head: bool | None = None,
+    ) -> DownloadPlan:
+        """The plan of ``windows`` (start, end, endDateTime and duration of each request,
+        oldest first); the head-timestamp request is counted when ``head`` is None."""
+        if asks_head is None:
+            asks_head = head is None and job.spec.sec_type is not SecType.CONTFUT
+        seconds = 0.0
+        rules = self._client.pacing
+        if rules is not None:
+            paced = [job.paced_head()] if asks_head else []
+            paced += [job.paced_bars(e, d) for _, _, e, d in reversed(windows)]  # newest first
+            seconds = _pacer.minimum_time(rules, paced)
+        return DownloadPlan(
+            contract=job.details.contract,
+            bar_size=job.size,
+            what_to_show=job.show,
+            use_rth=job.rth,
+            start=start,
+            end=end,
+            head_timestamp=None if head is None else _utc(head),
+            head_timestamp_request=asks_head,
+            chunks=[(a, b) for a, b, _, _ in windows],
+            minimum_time=dt.timedelta(seconds=seconds),
+        )
+
     def download(
         self,
         job: Job,
@@ -209,42 +330,34 @@ class HistoryEngine:
     ) -> Bars:
         """Every bar of ``[start, end)``; see the module docstring for the rules.
 
-        Raises ValueError, before any bars are requested, when more than ``max_requests``
-        chunks are missing from the cache.
+        Raises RangeTooLargeError, before any bars are requested, when more than
+        ``max_requests`` chunks are missing from the cache.
         """
         now = dt.datetime.now(UTC)
         if job.spec.sec_type is SecType.CONTFUT:
             return self._continuous(job, start, end, now)
         head = self.head(job)
-        want_lo = max(start.timestamp(), head if job.size.intraday else _day_floor(head))
-        want_hi = end.timestamp()
+        want_lo, want_hi = self._want(job, start, end, head)
         if want_lo >= want_hi:
             return self._bars(job, [], start, end)
         # fetch and cache whole bars only: the range widened to the instrument's bar grid
         lo, hi = _on_grid(want_lo, want_hi, job.size, job.details.time_zone_id)
         storing = _Storing(self._final_boundary(job.size, now), on=self.cache is not None)
-        gaps, cached = [(lo, hi)], CachedBars.empty()
-        if self.cache is not None:
+        gaps, cached = self._gaps(job, lo, hi), CachedBars.empty()
+        if self.cache is not None and gaps is not None:
             try:
-                gaps = self.cache.missing(job.key, lo, hi)
                 cached = self.cache.load(job.key, lo, hi)
             except _CACHE_FAILURES as exc:
                 self._unusable("be read", exc)
-                gaps, cached = [(lo, hi)], CachedBars.empty()  # fetch all of it
-                storing.on = False
-        chunks = _planner.plan_gaps(
-            [(_utc(a), _utc(b)) for a, b in gaps],
-            job.size,
-            spans=self._client.chunk_spans,
-            # IB counts weeks in the instrument's zone: 167 or 169 hours across DST changes
-            time_zone=job.details.time_zone_id or None,
-        )
+                gaps = None
+        if gaps is None:  # the cache cannot be read: fetch all of it, store nothing
+            gaps, cached, storing.on = [(lo, hi)], CachedBars.empty(), False
+        chunks = self._chunks(job, gaps)
         pieces = [cached]
         if max_requests is not None and len(chunks) > max_requests:
-            raise ValueError(
-                f"max_requests: the range needs {len(chunks)} requests to IB, more than "
-                f"the {max_requests} allowed; ask for a shorter range or larger bars"
-            )
+            windows = [(c.start, c.end, *self._window(job, c, now)) for c in chunks]
+            plan = self._plan(job, start, end, head, windows, asks_head=False)
+            raise RangeTooLargeError(plan, max_requests)
         done, total = 0, len(chunks)
         count = sum(len(p.time) for p in pieces)
         if progress is not None:
@@ -283,17 +396,21 @@ class HistoryEngine:
             with self._lock:
                 self._inflight.pop(ident, None)
 
-    def _fetch(self, job: Job, chunk: _planner.Chunk, storing: _Storing) -> CachedBars:
-        lo, hi = chunk.start.timestamp(), chunk.end.timestamp()
+    @staticmethod
+    def _window(job: Job, chunk: _planner.Chunk, now: dt.datetime) -> tuple[str, str]:
+        """The ``endDateTime`` and duration of the request that fetches ``chunk``."""
         if job.size.intraday:
-            end_text, duration = chunk.end_date_time, chunk.duration
-        elif job.size is BarSize.ONE_DAY:
+            return chunk.end_date_time, chunk.duration
+        if job.size is BarSize.ONE_DAY:
             # Daily bars are placed by session date, but IB selects them by session start,
             # which can be the evening before: widen the request by a few days each side.
             end_text = _convert.end_date_time(chunk.end + dt.timedelta(days=3))
-            duration = _widen_by_a_week(chunk.duration)
-        else:
-            end_text, duration = _period_request(chunk, job.size, dt.datetime.now(UTC))
+            return end_text, _widen_by_a_week(chunk.duration)
+        return _period_request(chunk, job.size, now)
+
+    def _fetch(self, job: Job, chunk: _planner.Chunk, storing: _Storing) -> CachedBars:
+        lo, hi = chunk.start.timestamp(), chunk.end.timestamp()
+        end_text, duration = self._window(job, chunk, dt.datetime.now(UTC))
         try:
             got = _to_cached(self._client._request_bars(job, end_text, duration), job.size)
         except NoDataError:  # nothing in this window (a weekend, a holiday): an empty chunk

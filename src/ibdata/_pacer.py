@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 
 import attrs
 
@@ -88,3 +88,20 @@ class Pacer:
         with self._cond:
             self._tracker.close(key)
             self._cond.notify_all()
+
+
+def minimum_time(rules: PacingRules, requests: Iterable[PacedRequest]) -> float:
+    """The least time in which ``requests`` can be sent one after another under ``rules``.
+
+    Each request is sent at the earliest moment ``rules`` allow it, given the ones before
+    it, starting with an idle session at time 0; the result is the moment the last one is
+    sent, in seconds on the caller's clock (windows divided by ``time_scale``). The rules
+    are taken as given, without the client's :data:`SAFETY` margin, and answers are taken
+    as instant: a lower bound worked out from the rules, not a measurement.
+    """
+    tracker = PacingTracker(rules)
+    t = 0.0
+    for request in requests:
+        t = tracker.ready_at(request, t)
+        tracker.record(request, t)
+    return t

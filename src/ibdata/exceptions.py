@@ -20,7 +20,9 @@ The tree::
 
 ``except ibdata.IBDataError`` catches all of them; ``except TimeoutError`` catches both
 timeouts and ``except LookupError`` both "not found" errors. Arguments that are wrong
-before anything is sent raise :class:`ValueError` or :class:`TypeError` instead.
+before anything is sent raise :class:`ValueError` or :class:`TypeError` instead; so does a
+range download that needs more requests than its ``max_requests``
+(:class:`RangeTooLargeError`, a ValueError carrying the plan).
 
 IB reports problems as numbered messages (``EWrapper.error``). :func:`error_for` turns one
 into the right :class:`RequestError` subclass from one table; :func:`is_informational`
@@ -39,7 +41,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from ibdata.models import Contract
+    from ibdata.models import Contract, DownloadPlan
 
 __all__ = [
     "IB_ERROR_CODES",
@@ -54,6 +56,7 @@ __all__ = [
     "NotConnectedError",
     "PacingViolationError",
     "PermissionDeniedError",
+    "RangeTooLargeError",
     "RequestError",
     "RequestTimeoutError",
     "SessionError",
@@ -398,6 +401,50 @@ class UnknownProductError(IBDataError, LookupError):
 
     def _ctor(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return (self.code, self.message), {"suggestions": self.suggestions}
+
+    def __str__(self) -> str:
+        return self._describe()
+
+
+# --------------------------------------------------------------------------- limits
+class RangeTooLargeError(ValueError):
+    """A range download needs more historical-data requests than the caller allows.
+
+    Raised by ``Client.get_historical_bars(..., start=..., max_requests=N)`` when the range,
+    less what the cache holds, needs more than ``N`` requests to IB. It is raised before
+    any bar is requested (the contract lookup and, once per series, the head-timestamp
+    request have been sent). A :class:`ValueError`, not an :class:`IBDataError`, since
+    the caller's own limit refused it, as for other arguments; the REST adapter answers
+    400 and ``ibdata bars`` exits 1.
+
+    Args:
+        plan: What the download would have sent (``Client.plan()`` gives the same).
+        max_requests: The limit it exceeds.
+
+    Attributes:
+        plan: The :class:`~ibdata.models.DownloadPlan`: its ``requests``, ``chunks`` and
+            ``minimum_time``.
+        max_requests: The limit.
+    """
+
+    def __init__(self, plan: DownloadPlan, max_requests: int) -> None:
+        self.plan = plan
+        self.max_requests = max_requests
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        from ibdata.models import _duration_text
+
+        n = self.plan.requests
+        return (
+            f"max_requests: the range needs {n:,} request{'' if n == 1 else 's'} to IB, more "
+            f"than the {self.max_requests:,} allowed (sending them takes at least "
+            f"{_duration_text(self.plan.minimum_time)} under IB's pacing rules); ask for a "
+            "shorter range or larger bars"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.plan, self.max_requests))
 
     def __str__(self) -> str:
         return self._describe()

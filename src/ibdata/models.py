@@ -42,6 +42,7 @@ __all__ = [
     "Contract",
     "ContractDetails",
     "ContractSpec",
+    "DownloadPlan",
     "FarmState",
     "Health",
     "LoginTimeZone",
@@ -1700,4 +1701,146 @@ class Health:
             "reconnect_count": self.reconnect_count,
             "ibapi_version": self.ibapi_version,
             "timestamp": _iso(self.timestamp),
+        }
+
+
+# --------------------------------------------------------------------------- plans
+def _duration_text(delta: dt.timedelta) -> str:
+    """A duration for people: ``"0 s"``, ``"6.04 s"``, ``"10 min 4 s"``, ``"3 h 43 min"``,
+    ``"2 d 5 h"``; seconds are left out from an hour on, minutes from a day on."""
+    seconds = delta.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    days, rest = divmod(round(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h")]
+    if not days:
+        parts.append((minutes, "min"))
+        if not hours:
+            parts.append((secs, "s"))
+    return " ".join(f"{n} {unit}" for n, unit in parts if n)
+
+
+def _plan_time(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _aware_utc(value, f"DownloadPlan.{attribute.name}")
+
+
+def _chunk_pairs(
+    value: Iterable[tuple[dt.datetime, dt.datetime]],
+) -> tuple[tuple[dt.datetime, dt.datetime], ...]:
+    pairs = []
+    for i, (start, end) in enumerate(value):
+        pair = (
+            _aware_utc(start, f"DownloadPlan.chunks[{i}] start"),
+            _aware_utc(end, f"DownloadPlan.chunks[{i}] end"),
+        )
+        pairs.append(pair)
+    return tuple(pairs)
+
+
+@attrs.frozen
+class DownloadPlan:
+    """What a range download would send IB, worked out without sending it.
+
+    Returned by ``Client.plan()``, and carried by
+    :class:`~ibdata.exceptions.RangeTooLargeError` when a download is refused for needing
+    more requests than its ``max_requests``. A plan is exact about what the client knows
+    and an upper bound about what it does not (see ``head_timestamp``): the download it
+    describes sends exactly :attr:`requests` historical-data requests, for the windows in
+    :attr:`chunks`, unless the cache or the head timestamp changes in between.
+
+    Attributes:
+        contract: The contract IB resolved the instrument to.
+        bar_size: The bar size.
+        what_to_show: What the bars show.
+        use_rth: Whether only regular trading hours were asked for.
+        start: The range's start as asked (aware UTC).
+        end: The range's end as asked, or when the plan was made for ``end=None``
+            (aware UTC).
+        head_timestamp: The instrument's first data (aware UTC) when the client knows it
+            without asking IB (asked before by this client, or kept in its cache); the
+            range is then clipped to it. None when unknown: the plan then starts at
+            ``start``, so it may count requests for a time before the first data that
+            the download will leave out.
+        head_timestamp_request: True when the download would first ask IB for the head
+            timestamp (one ``reqHeadTimeStamp``, paced like a small-bar request).
+        chunks: The window ``(start, end)`` (aware UTC) of each historical-data request,
+            oldest first; the download sends them newest first. The parts of the range
+            the cache holds are left out. Daily and longer bars are asked for a little
+            wider than their window (see the history guide), never in more requests.
+        minimum_time: The least time IB's pacing rules (the client's ``pacing``) let
+            these requests, and the head-timestamp request, be sent in, from an idle
+            session: worked out from the rules, not measured. The real download takes
+            longer: answers take time, the client keeps a 2% margin on every window, and
+            requests the client sent just before count against the same windows. Zero
+            without pacing, and for bars larger than 30 secs unless the rules set a soft
+            limit.
+
+    Raises:
+        TypeError: A datetime field is not a datetime.
+        ValueError: A datetime is naive.
+    """
+
+    contract: Contract
+    bar_size: BarSize
+    what_to_show: WhatToShow
+    use_rth: bool
+    start: dt.datetime = attrs.field(validator=_plan_time)
+    end: dt.datetime = attrs.field(validator=_plan_time)
+    head_timestamp: dt.datetime | None
+    head_timestamp_request: bool
+    chunks: tuple[tuple[dt.datetime, dt.datetime], ...] = attrs.field(converter=_chunk_pairs)
+    minimum_time: dt.timedelta
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
+        if self.head_timestamp is not None:
+            head = _aware_utc(self.head_timestamp, "DownloadPlan.head_timestamp")
+            object.__setattr__(self, "head_timestamp", head)
+
+    @property
+    def requests(self) -> int:
+        """How many historical-data requests (``reqHistoricalData``) the download sends:
+        one per chunk."""
+        return len(self.chunks)
+
+    def describe(self) -> str:
+        """A few words for people, such as ``"72 requests to IB (at least 10 min 4 s under
+        its pacing rules)"``.
+
+        Returns:
+            The number of requests and :attr:`minimum_time`, written in days, hours,
+            minutes and seconds.
+        """
+        noun = "request" if self.requests == 1 else "requests"
+        return (
+            f"{self.requests:,} {noun} to IB (at least {_duration_text(self.minimum_time)} "
+            "under its pacing rules)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready values.
+
+        Returns:
+            ``contract`` (the contract's ``describe()``), ``con_id``, ``bar_size``,
+            ``what_to_show``, ``use_rth``, ``start``, ``end``, ``head_timestamp`` (or
+            None), ``head_timestamp_request``, ``requests``, ``minimum_seconds`` and
+            ``chunks`` (a list of ``{"start": ..., "end": ...}``); datetimes as ISO 8601
+            strings in UTC with a ``Z`` suffix.
+        """
+        return {
+            "contract": self.contract.describe(),
+            "con_id": self.contract.con_id,
+            "bar_size": self.bar_size.value,
+            "what_to_show": self.what_to_show.value,
+            "use_rth": self.use_rth,
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "head_timestamp": _iso(self.head_timestamp),
+            "head_timestamp_request": self.head_timestamp_request,
+            "requests": self.requests,
+            "minimum_seconds": self.minimum_time.total_seconds(),
+            "chunks": [{"start": _iso(a), "end": _iso(b)} for a, b in self.chunks],
         }

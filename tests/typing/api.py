@@ -51,7 +51,28 @@ def use_client(sim: Simulator) -> None:
             max_requests=400,
         )
         columns = ranged.to_arrays()["close"]
+        plan: ibdata.DownloadPlan = ib.plan(
+            "SPY",
+            start=end - dt.timedelta(days=30),
+            end=end,
+            bar_size=ibdata.BarSize.ONE_SECOND,
+            what_to_show="TRADES",
+            use_rth=False,
+            timeout=10,
+        )
+        requests: int = plan.requests
+        windows: tuple[tuple[dt.datetime, dt.datetime], ...] = plan.chunks
+        least: dt.timedelta = plan.minimum_time
+        head: dt.datetime | None = plan.head_timestamp
+        summary: str = plan.describe()
+        try:
+            ib.get_historical_bars("SPY", start=end - dt.timedelta(days=30), max_requests=60)
+        except ibdata.RangeTooLargeError as exc:
+            refused: ibdata.DownloadPlan = exc.plan
+            limit: int = exc.max_requests
+            del refused, limit
         del when, volume, rows, con_id, status, spec, columns
+        del requests, windows, least, head, summary
     try:
         ibdata.Client.from_env().connect()
     except ibdata.ConnectError as exc:
