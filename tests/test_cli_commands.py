@@ -289,3 +289,80 @@ def test_range_ending_before_it_starts_is_exit_1(sim: Simulator, ibdata: Run) ->
     assert out.returncode == 1
     assert "must be before end" in one_error_line(out.stderr)
     assert sim.received.find("reqHistoricalData") == []
+
+
+# --------------------------------------------------------------------------- range limits
+#: 36 hours of 1-second bars: 72 requests of 30 minutes each.
+SECONDS = ("--bar-size", "1 secs", "--start", "2025-03-10", "--end", "2025-03-11T12:00Z")
+
+
+def test_dry_run_prints_the_plan_and_requests_no_bars(sim: Simulator, ibdata: Run) -> None:
+    """``--dry-run`` prints the requests, their windows and the least time IB's pacing
+    rules allow (60 requests per ten minutes: the 73rd, after the head timestamp, goes at
+    10 min 4 s), exits 0 and sends no historical request."""
+    out = ibdata("bars", "AAPL", *at(sim), *SECONDS, "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "72 requests to IB (at least 10 min 4 s under its pacing rules)" in out.stdout
+    assert "2025-03-11T11:30:00Z  2025-03-11T12:00:00Z" in out.stdout
+    assert sim.received.find("reqHistoricalData") == []
+    assert sim.received.find("reqHeadTimeStamp") == []
+    as_json = ibdata("bars", "AAPL", *at(sim), *SECONDS, "--dry-run", "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    plan = json.loads(as_json.stdout)
+    assert plan["requests"] == len(plan["chunks"]) == 72
+    assert plan["minimum_seconds"] == 604.0
+    assert plan["head_timestamp_request"] is True
+    assert sim.received.find("reqHistoricalData") == []
+
+
+def test_a_range_over_max_requests_is_refused_in_the_clis_terms(
+    sim: Simulator, ibdata: Run
+) -> None:
+    """A range needing more than ``--max-requests`` is one error line naming the flag, the
+    requests and the time, exit status 1, with no historical request sent; 400 is the
+    default."""
+    out = ibdata("bars", "AAPL", *at(sim), *SECONDS, "--max-requests", "60")
+    assert out.returncode == 1
+    line = one_error_line(out.stderr)
+    assert "72 requests to IB (at least 10 min 4 s under its pacing rules)" in line
+    assert "more than --max-requests 60 allows" in line
+    assert "max_requests" not in line
+    assert sim.received.find("reqHistoricalData") == []
+    nine_days = ("--bar-size", "1 secs", "--start", "2025-03-01", "--end", "2025-03-10")
+    out = ibdata("bars", "AAPL", *at(sim), *nine_days)
+    assert out.returncode == 1
+    assert "432 requests to IB" in one_error_line(out.stderr)
+    assert "--max-requests 400" in out.stderr
+    assert sim.received.find("reqHistoricalData") == []
+
+
+def test_a_cached_range_plans_no_requests(sim: Simulator, ibdata: Run) -> None:
+    """After a download, ``--dry-run`` of the same range plans 0 requests; ``--max-requests
+    0`` sets no limit."""
+    week = ("--bar-size", "1 hour", "--start", "2025-03-03", "--end", "2025-03-08")
+    first = ibdata("bars", "AAPL", *at(sim), *week, "--dry-run", "--format", "json")
+    assert json.loads(first.stdout)["requests"] == 1
+    got = ibdata("bars", "AAPL", *at(sim), *week, "--max-requests", "0", "--format", "csv")
+    assert got.returncode == 0, got.stderr
+    assert len(sim.received.find("reqHistoricalData")) == 1
+    out = ibdata("bars", "AAPL", *at(sim), *week, "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "0 requests to IB (at least 0 s under its pacing rules)" in out.stdout
+    assert len(sim.received.find("reqHistoricalData")) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--max-requests", "-1", "--start", "2025-03-03"), "must be 0 (no limit) or more"),
+        (("--max-requests", "many", "--start", "2025-03-03"), "not an integer"),
+        (("--dry-run", "--duration", "1 D"), "--dry-run plans a --start range"),
+    ],
+)
+def test_bad_limits_are_usage_errors(ibdata: Run, args: tuple[str, ...], needle: str) -> None:
+    """A negative or non-integer ``--max-requests``, or ``--dry-run`` without ``--start``, is
+    a usage error (exit 2) before connecting."""
+    out = ibdata("bars", "AAPL", "--port", str(free_port()), *args)
+    assert out.returncode == 2
+    assert needle in out.stderr
+    assert "Traceback" not in out.stderr

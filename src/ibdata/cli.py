@@ -5,7 +5,7 @@ Commands::
     ibdata bars SYMBOL [--duration D | --start T [--end T]] [--bar-size S] [--what-to-show W]
                        [--rth] [--sec-type T] [--exchange X] [--currency C]
                        [--format table|csv|json] [-o FILE] [--cache PATH | --no-cache]
-                       [--progress | --no-progress]
+                       [--progress | --no-progress] [--max-requests N] [--dry-run]
     ibdata contract SYMBOL [--sec-type T] [--exchange X] [--currency C] [--include-expired]
                            [--format table|json] [-o FILE]
     ibdata products [--format table|csv|json] [-o FILE]
@@ -28,6 +28,11 @@ Decisions, also stated in ``--help``:
 - ``--duration`` (default ``1 D``) is one request to IB, back from ``--end`` (default: now).
   ``--start`` is a range download: split, paced, and cached in ``--cache PATH`` (default
   :func:`default_cache_path`; ``--no-cache`` keeps none). Only ranges use the cache.
+- A range that needs more than ``--max-requests`` requests to IB (default 400, the REST
+  adapter's limit; 0 for none) is refused before any bars are requested: one line saying
+  how many requests and how long IB's pacing rules need for them, exit status 1 like
+  other bad values. ``--dry-run`` prints the plan (:meth:`ibdata.Client.plan`) instead of
+  downloading: it looks the contract up and requests no bars; ``--format`` applies to it.
 - A progress bar (tqdm, on stderr) is shown for ranges when stderr is a terminal;
   ``--progress`` / ``--no-progress`` force it on or off.
 - Bar times are ISO 8601 UTC with ``Z`` for intraday bars and ``YYYY-MM-DD`` session dates
@@ -71,9 +76,10 @@ from ibdata import _validate as v
 from ibdata._client import Client
 from ibdata._ibapi import release as ibapi_release
 from ibdata._progress import tqdm_progress
+from ibdata._serve import DEFAULT_MAX_RANGE_REQUESTS
 from ibdata._version import __version__
-from ibdata.exceptions import IBDataError, SessionError
-from ibdata.models import Bars, ContractDetails, Health
+from ibdata.exceptions import IBDataError, RangeTooLargeError, SessionError
+from ibdata.models import Bars, ContractDetails, DownloadPlan, Health
 from ibdata.registry import ProductRegistry
 
 T = TypeVar("T")
@@ -82,6 +88,9 @@ UTC = dt.timezone.utc
 
 #: The columns of ``bars`` output, in order.
 BAR_COLUMNS = ("time", "open", "high", "low", "close", "volume", "wap", "count")
+
+#: The default of ``bars --max-requests``: the REST adapter's limit for one range.
+DEFAULT_MAX_REQUESTS = DEFAULT_MAX_RANGE_REQUESTS
 
 #: Exit status of a failed command (an IB error, a bad value, a file problem).
 EXIT_ERROR = 1
@@ -146,6 +155,12 @@ def _number(text: str) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"not a number: {text!r}") from None
+
+
+def _request_limit(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"must be 0 (no limit) or more, got {value}")
+    return value
 
 
 def _when(text: str) -> dt.datetime:
@@ -346,7 +361,21 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         default=None,
         help="progress bar on stderr for --start ranges (default: when stderr is a terminal)",
     )
-    bars.set_defaults(run=_run_bars)
+    bars.add_argument(
+        "--max-requests",
+        type=_checked(_request_limit, _integer),
+        default=DEFAULT_MAX_REQUESTS,
+        metavar="N",
+        help="refuse a --start range that needs more than N requests to IB, before "
+        f"requesting any bars ({DEFAULT_MAX_REQUESTS}; 0 = no limit)",
+    )
+    bars.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan of a --start range (requests, their windows, the least time "
+        "IB's pacing rules allow) and request no bars",
+    )
+    bars.set_defaults(run=_run_bars, usage_error=bars.error)
 
     contract = sub.add_parser(
         "contract",
@@ -599,6 +628,8 @@ def _emit(text: str, output: str | None) -> None:
 
 def _run_bars(args: argparse.Namespace) -> int:
     ranged = args.start is not None
+    if args.dry_run and not ranged:
+        args.usage_error("--dry-run plans a --start range; --duration is always one request")
     cache = None
     if ranged and not args.no_cache:
         cache = Path(args.cache).expanduser() if args.cache else default_cache_path()
@@ -606,20 +637,35 @@ def _run_bars(args: argparse.Namespace) -> int:
     progress = None
     if ranged and show_progress:
         progress = tqdm_progress(file=sys.stderr, desc=args.symbol, leave=False)
+    instrument = {
+        "bar_size": args.bar_size,
+        "what_to_show": args.what_to_show,
+        "use_rth": args.rth,
+        "sec_type": args.sec_type,
+        "exchange": args.exchange,
+        "currency": args.currency,
+    }
     with _client(args, cache=cache) as ib:
-        bars = ib.get_historical_bars(
-            args.symbol,
-            duration=args.duration,
-            start=args.start,
-            end=args.end,
-            bar_size=args.bar_size,
-            what_to_show=args.what_to_show,
-            use_rth=args.rth,
-            sec_type=args.sec_type,
-            exchange=args.exchange,
-            currency=args.currency,
-            progress=progress,
-        )
+        if args.dry_run:
+            plan = ib.plan(args.symbol, start=args.start, end=args.end, **instrument)
+            _emit(_render_plan(plan, args.format), args.output)
+            return 0
+        try:
+            bars = ib.get_historical_bars(
+                args.symbol,
+                duration=args.duration,
+                start=args.start,
+                end=args.end,
+                progress=progress,
+                max_requests=(args.max_requests or None) if ranged else None,
+                **instrument,
+            )
+        except RangeTooLargeError as exc:
+            raise ValueError(
+                f"the range needs {exc.plan.describe()}, more than --max-requests "
+                f"{exc.max_requests} allows; shorten --start/--end, use a larger --bar-size, "
+                "or raise --max-requests (0: no limit). --dry-run shows the plan"
+            ) from exc
     _emit(_render_bars(bars, args.format), args.output)
     return 0
 
@@ -746,6 +792,31 @@ def _render_bars(bars: Bars, form: str) -> str:
         )
     cells = [[r["time"]] + [_number_text(r[c]) for c in BAR_COLUMNS[1:]] for r in rows]
     return _table(BAR_COLUMNS, cells, right=len(BAR_COLUMNS) - 1)
+
+
+def _render_plan(plan: DownloadPlan, form: str) -> str:
+    """A plan as JSON, its chunks as CSV, or a summary above a table of its chunks."""
+    if form == "json":
+        return json.dumps(plan.to_dict(), indent=2) + "\n"
+    chunks = [[_iso(start), _iso(end)] for start, end in plan.chunks]
+    if form == "csv":
+        return _csv(("start", "end"), chunks)
+    if plan.head_timestamp is not None:
+        head = _iso(plan.head_timestamp)
+    else:
+        head = "unknown: not asked, so the range is not clipped to it; the download asks first"
+    hours = "regular trading hours" if plan.use_rth else "all hours"
+    summary = [
+        ("contract", f"{plan.contract.describe()} (con_id {plan.contract.con_id})"),
+        ("bars", f"{plan.bar_size.value} {plan.what_to_show.value}, {hours}"),
+        ("range", f"{_iso(plan.start)} .. {_iso(plan.end)}"),
+        ("head timestamp", head),
+        ("requests", plan.describe()),
+    ]
+    text = "".join(f"{key + ':':<16}{value}\n" for key, value in summary)
+    if chunks:
+        text += "\n" + _table(("start", "end"), chunks)
+    return text
 
 
 def _render_contracts(details: Sequence[ContractDetails], form: str) -> str:
