@@ -292,7 +292,7 @@ class FutureProduct:
 
     * ``con_id``: IB's real conId where ``con_ids`` (``{YYYYMM: conId}``) knows it, else
       ``con_id_prefix * 1_000_000 + YYYYMM`` — 9 digits, deterministic, unique per product
-      and month as long as prefixes differ (:func:`load_catalog_data` refuses duplicate
+      and month as long as prefixes differ (the catalog loader refuses duplicate
       prefixes and a real conId that has the generated form, so the two never collide);
     * ``last_trade_date`` and ``real_expiration_date`` from ``expiry``, ``contract_month``
       ``YYYYMM``, ``last_trade_time`` (``HH:MM`` exchange time, e.g. ``12:30`` Eurex);
