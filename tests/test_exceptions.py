@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import pickle
 
 import pytest
@@ -378,3 +379,33 @@ def test_invalid_requests_map_to_invalid_request_error(code: int, text: str) -> 
     assert type(exc) is InvalidRequestError
     assert isinstance(exc, RequestError)
     assert exc.code == code
+
+
+def test_pacing_violation_says_rule_and_retry_time() -> None:
+    """A PacingViolationError carries the likely rule, the retry time and a note, shows
+    them in its message and keeps them through pickling."""
+    at = dt.datetime(2025, 3, 12, 15, 10, 12, tzinfo=dt.timezone.utc)
+    err = PacingViolationError(
+        162,
+        "Historical data request pacing violation",
+        7,
+        retry_after=612.01,
+        rule="more than 60 requests within 600 s",
+        retry_at=at,
+        note="refused 4 times",
+    )
+    assert (err.rule, err.retry_at, err.note, err.retry_after) == (
+        "more than 60 requests within 600 s",
+        at,
+        "refused 4 times",
+        612.01,
+    )
+    assert str(err) == (
+        "IB error 162 (request 7): Historical data request pacing violation (likely rule: "
+        "more than 60 requests within 600 s; refused 4 times; retry after 612.01 s, at "
+        "2025-03-12 15:10:12 UTC)"
+    )
+    copy = pickle.loads(pickle.dumps(err))
+    assert (copy.rule, copy.retry_at, copy.note, str(copy)) == (err.rule, at, err.note, str(err))
+    with pytest.raises(ValueError, match="retry_at"):
+        PacingViolationError(162, "x", retry_at=dt.datetime(2025, 3, 12))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -192,17 +193,96 @@ def test_small_bars_are_paced_without_violations(paced_sim: Simulator, make_clie
     assert len(bars) > 0
 
 
-def test_pacing_violation_from_elsewhere_is_retried(paced_sim: Simulator, make_client: Any) -> None:
-    """A 162 pacing refusal (another program's load) is retried, then raised if it persists."""
-    text = "Historical Market Data Service error message:Historical data request pacing violation"
+#: The other program's contracts: ten, so that it never sends six requests for one
+#: contract within two seconds (rule 2) while it fills the ten-minute window (rule 3).
+OTHER_SYMBOLS = ("AAPL", "SPY", "AMZN", "TSLA", "NVDA", "GOOGL", "META", "AMD", "QQQ", "IWM")
+
+
+def _fill_window(other: Client) -> None:
+    """Send 60 one-second-bar requests at once from ``other``: IB's ten-minute budget."""
+    for symbol in OTHER_SYMBOLS:
+        other.get_contract_details(symbol)
+    end = dt.datetime(2025, 3, 12, 15, 0, tzinfo=UTC)
+    for i in range(60):
+        symbol = OTHER_SYMBOLS[i % len(OTHER_SYMBOLS)]
+        window_end = end - dt.timedelta(minutes=i)
+        other.get_historical_bars(symbol, duration="60 S", end=window_end, bar_size="1 secs")
+
+
+def test_refusal_from_another_program_waits_for_the_ten_minute_window(
+    paced_sim: Simulator, make_client: Any
+) -> None:
+    """Another program filled the 60-per-10-minutes window: the refused request is sent
+    again only once that window has room by the simulator's clock, and succeeds."""
     client = make_client(cache=None)
+    other = make_client(cache=None, pacing=None)
+    client.get_contract_details("MSFT")
+    _fill_window(other)
+    first_other = paced_sim.received.find("reqHistoricalData", client_id=other.client_id)[0]
+    bars = client.get_historical_bars("MSFT", duration="60 S", bar_size="1 secs")
+    assert len(bars) > 0
+    assert paced_sim.stats.pacing_violations == 1
+    refused, retry = paced_sim.received.find("reqHistoricalData", client_id=client.client_id)
+    window = PacingRules(time_scale=SCALE).effective_window
+    assert retry.time - first_other.time >= window  # the other program's oldest had left
+    assert retry.time - refused.time >= window  # the worst plausible rule: a full window
+
+
+def test_identical_request_refusal_waits_the_identical_window_only(
+    paced_sim: Simulator, make_client: Any
+) -> None:
+    """A refusal the client's own record explains as an identical request is sent again
+    15 s (scaled) after the earlier identical request, not after the ten-minute window."""
+    loose = PacingRules(time_scale=SCALE, identical_window=1.0)  # looser than IB's 15 s
+    client = make_client(cache=None, pacing=loose)
+    end = dt.datetime(2025, 3, 12, 15, 0, tzinfo=UTC)
+    for _ in range(2):
+        client.get_historical_bars("AAPL", duration="60 S", end=end, bar_size="1 secs")
+    assert paced_sim.stats.pacing_violations == 1
+    first, refused, retry = paced_sim.received.find("reqHistoricalData", client_id=client.client_id)
+    ib = PacingRules(time_scale=SCALE)
+    assert retry.time - first.time >= ib.effective_identical_window
+    assert retry.time - refused.time < ib.effective_window
+
+
+def test_wait_beyond_the_timeout_raises_at_once(paced_sim: Simulator, make_client: Any) -> None:
+    """When the window another program filled would outlast the call's timeout, the
+    PacingViolationError names the rule and the retry time, and nothing more is sent."""
+    client = make_client(cache=None, timeout=2)
+    other = make_client(cache=None, pacing=None)
+    client.get_contract_details("MSFT")
+    _fill_window(other)
+    with pytest.raises(PacingViolationError) as err:
+        client.get_historical_bars("MSFT", duration="60 S", bar_size="1 secs")
+    e = err.value
+    assert e.rule == "more than 60 requests within 600 s (another program on the login)"
+    assert e.note == "not retried: the wait exceeds the 2 s timeout"
+    assert 2 < e.retry_after <= PacingRules(time_scale=SCALE).effective_window * 1.02 + 0.01
+    assert e.retry_at is not None
+    assert e.retry_at > dt.datetime.now(UTC)
+    assert "likely rule: more than 60 requests within 600 s" in str(e)
+    assert len(paced_sim.received.find("reqHistoricalData", client_id=client.client_id)) == 1
+    assert paced_sim.stats.pacing_violations == 1
+
+
+def test_persistent_refusals_are_retried_then_raised(
+    paced_sim: Simulator, make_client: Any
+) -> None:
+    """Refusals the client cannot explain are retried three times, each after the
+    ten-minute window, then raised with the rule, the retry time and the count."""
+    text = "Historical Market Data Service error message:Historical data request pacing violation"
+    client = make_client(cache=None, pacing=PacingRules(time_scale=1000))
     client.get_contract_details("AAPL")
-    paced_sim.fail_next(162, text, request="reqHistoricalData", times=2)
-    assert client.get_historical_bars("AAPL", duration="3600 S", bar_size="1 min")
     paced_sim.fail_next(162, text, request="reqHistoricalData", times=10)
     with pytest.raises(PacingViolationError) as err:
         client.get_historical_bars("AAPL", duration="1800 S", bar_size="1 min")
-    assert err.value.retry_after > 0
+    assert err.value.note == "refused 4 times"
+    assert err.value.rule is not None
+    assert "600 s" in err.value.rule
+    sent = paced_sim.received.find("reqHistoricalData", client_id=client.client_id)
+    assert len(sent) == 4
+    window = PacingRules(time_scale=1000).effective_window
+    assert all(b.time - a.time >= window for a, b in itertools.pairwise(sent))
 
 
 def test_daily_bars_over_two_years(paced_sim: Simulator, make_client: Any) -> None:

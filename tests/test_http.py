@@ -404,13 +404,14 @@ def test_no_permission_is_403(
 def test_pacing_is_429_with_retry_after(
     sim: Simulator, client_factory: Callable[..., Client], servers: Servers
 ) -> None:
-    """A pacing refusal that outlasts the client's retries answers 429 with Retry-After."""
+    """A pacing refusal that outlasts the client's retries answers 429 with Retry-After,
+    the seconds until the likely rule leaves room."""
     client = client_factory(sim, pacing=PacingRules(time_scale=1000))
     http = servers.start(create_app(client, token=""))
     sim.fail_next(162, PACING, request="reqHistoricalData", times=10)
     r = http.get("/ib/market-data/AAPL")
     assert "pacing" in _error(r, 429, 162)
-    assert r.headers["retry-after"] == "15"
+    assert r.headers["retry-after"] == "1"  # the ten-minute window, scaled 1000 times
 
 
 def test_session_down_is_503(

@@ -26,7 +26,7 @@ from ibdata._engine import (
     Progress,
     continuous_duration,
 )
-from ibdata._pacer import Pacer
+from ibdata._pacer import Ledger, Pacer
 from ibdata._requests import BARS, DETAILS, HEAD, Pending
 from ibdata._throttle import Throttle
 from ibdata.cache import BarCache
@@ -191,6 +191,8 @@ class Client:
             raise TypeError(f"pacing must be PacingRules or None, got {pacing!r}")
         self.pacing = pacing
         self._pacer = Pacer(pacing) if pacing is not None else None
+        #: Every historical request sent, to tell which rule a pacing refusal broke.
+        self._ledger = Ledger(pacing if pacing is not None else DEFAULT_PACING)
         if chunk_spans is not None and not isinstance(chunk_spans, Mapping):
             raise TypeError(f"chunk_spans must be a mapping or None, got {chunk_spans!r}")
         spans: dict[BarSize, str] = dict(LONG_BAR_SPANS)
@@ -882,17 +884,24 @@ class Client:
     ) -> T:
         """Run one historical request under the pacer, retrying pacing refusals.
 
-        ``send(conn, deadline)`` makes the request and waits for its answer.
+        ``send(conn, deadline)`` makes the request and waits for its answer. A pacing
+        refusal (another program on the login used IB's budget) is sent again when the
+        ledger says the likely rule leaves room (see :class:`ibdata._pacer.Ledger`), at
+        most :data:`PACING_RETRIES` times, and never later than ``limit`` allows: a wait
+        longer than ``limit`` raises at once.
         """
         for attempt in range(PACING_RETRIES + 1):
             token = object()
             if self._pacer is not None:
                 self._pacer.acquire(request, token, None)
+            sent = time.monotonic()
             try:
-                deadline = time.monotonic() + limit
+                deadline = sent + limit
                 self._throttled(kind, deadline)
                 while True:
                     conn = self._session(deadline)
+                    sent = time.monotonic()
+                    self._ledger.record(token, request, sent)
                     try:
                         return send(conn, deadline)
                     except RequestNotSentError:
@@ -900,14 +909,29 @@ class Client:
                             raise
                         # nothing reached TWS: wait for the next session and send again
             except PacingViolationError as exc:
+                verdict = self._ledger.diagnose(token, request, sent)
+                now = time.monotonic()
+                wait = max(verdict.at - now, 0.0)
+                rule = verdict.rule + (
+                    " (another program on the login)" if verdict.elsewhere else ""
+                )
+                note = ""
                 if attempt == PACING_RETRIES:
-                    raise
-                rules = self.pacing or DEFAULT_PACING
-                wait = rules.effective_identical_window * (attempt + 1)
+                    note = f"refused {attempt + 1} times"
+                elif wait > limit:
+                    note = f"not retried: the wait exceeds the {limit:g} s timeout"
+                if note:
+                    at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=wait)
+                    raise PacingViolationError(
+                        exc.code, exc.message, exc.req_id,
+                        retry_after=wait, rule=rule, retry_at=at, note=note,
+                    ) from exc  # fmt: skip
                 log.warning(
-                    "%s refused for pacing (%s); retry %d in %.1f s",
+                    "%s refused for pacing (%s, request %s), likely %s; retry %d in %.3f s",
                     kind,
-                    exc,
+                    exc.code,
+                    exc.req_id,
+                    rule,
                     attempt + 1,
                     wait,
                 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Hashable, Iterable
 
 import attrs
@@ -105,3 +106,96 @@ def minimum_time(rules: PacingRules, requests: Iterable[PacedRequest]) -> float:
         t = tracker.ready_at(request, t)
         tracker.record(request, t)
     return t
+
+
+def strictest(rules: PacingRules) -> PacingRules:
+    """``rules`` made no looser than IB's published ones at the same ``time_scale``.
+
+    A client may be configured with looser rules than IB enforces; working out why IB
+    refused a request must not trust them further than IB's own numbers.
+    """
+    ib = PacingRules(time_scale=rules.time_scale)
+    return attrs.evolve(
+        rules,
+        identical_window=max(rules.identical_window, ib.identical_window),
+        burst_window=max(rules.burst_window, ib.burst_window),
+        burst_max=min(rules.burst_max, ib.burst_max),
+        window=max(rules.window, ib.window),
+        window_max=min(rules.window_max, ib.window_max),
+        bid_ask_weight=max(rules.bid_ask_weight, ib.bid_ask_weight),
+        small_bar_seconds=max(rules.small_bar_seconds, ib.small_bar_seconds),
+    )
+
+
+@attrs.frozen
+class Verdict:
+    """Why IB most likely refused a request for pacing, and when to send it again.
+
+    ``rule`` names the rule in IB's words (nominal seconds); ``at`` is a
+    ``time.monotonic()`` value; ``elsewhere`` is True when the client's own record shows
+    room, so another program on the login must have sent the requests that broke it.
+    """
+
+    rule: str
+    at: float
+    elsewhere: bool
+
+
+class Ledger:
+    """The client's record of the historical requests it sent, to explain pacing refusals.
+
+    The pacer keeps IB's rules from being broken by the client's own requests; IB counts
+    every program on the login, so a refusal can still arrive. :meth:`diagnose` works out
+    the likely rule from this record and the rules, and when the request may go again:
+
+    1. If the record *without* the refused request already breaks a rule (the client's
+       rules looser than IB's, or no pacing at all), that rule is the cause, and the
+       request may go when the record allows it again (each window lengthened by the
+       pacer's safety margin, the refused attempt counted too, as TWS may count it).
+    2. Otherwise the record shows room, so another program on the same login sent
+       requests ibdata cannot see, and the worst plausible rule is the longest one: more
+       than 60 requests within ten minutes. Those requests were all sent before the
+       refusal, so one full window (with the margin) after the refused request was sent,
+       every one of them has left it: the request may go then. IB publishes no limit for
+       bars over 30 seconds besides an unnamed slow-down, so the same holds for them.
+
+    Thread-safe. Times are ``time.monotonic()`` values; the record keeps one longest
+    window of history.
+    """
+
+    def __init__(self, rules: PacingRules) -> None:
+        self.rules = strictest(rules)
+        self._margined = with_margin(self.rules)
+        self._lock = threading.Lock()
+        self._sent: deque[tuple[float, object, PacedRequest]] = deque()
+        r = self._margined
+        self._keep = max(
+            r.effective_identical_window,
+            r.effective_burst_window,
+            r.effective_window,
+            r.effective_soft_window or 0.0,
+        )
+
+    def record(self, key: object, request: PacedRequest, now: float) -> None:
+        """Note that ``request`` (named by ``key``) was sent at ``now``."""
+        with self._lock:
+            while self._sent and now - self._sent[0][0] >= self._keep:
+                self._sent.popleft()
+            self._sent.append((now, key, request))
+
+    def diagnose(self, key: object, request: PacedRequest, sent: float) -> Verdict:
+        """The likely rule behind the refusal of ``request`` (``key``, sent at ``sent``)."""
+        with self._lock:
+            entries = list(self._sent)
+        others = PacingTracker(self.rules)
+        everything = PacingTracker(self._margined)
+        for t, k, req in entries:
+            if k is not key:
+                others.record(req, t)
+            everything.record(req, t)
+        own = others.check(request, sent)
+        if own is not None:
+            return Verdict(own, everything.ready_at(request, sent), elsewhere=False)
+        r = self.rules
+        rule = f"more than {r.window_max} requests within {r.window:g} s"
+        return Verdict(rule, sent + self._margined.effective_window, elsewhere=True)

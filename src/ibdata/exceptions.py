@@ -12,7 +12,7 @@ The tree::
     │   ├── ContractNotFoundError     (also LookupError) 200
     │   ├── AmbiguousContractError    200 "ambiguous"; .candidates
     │   ├── NoDataError               162 "HMDS query returned no data", 166
-    │   ├── PacingViolationError      162 "pacing violation"; .retry_after
+    │   ├── PacingViolationError      162 "pacing violation"; .rule .retry_after .retry_at
     │   ├── PermissionDeniedError     354, 162 "No market data permissions", 10168 ...
     │   └── InvalidRequestError       321, 10299, 10314, 10339, 162 "Time length exceed max."
     ├── RequestTimeoutError           (also TimeoutError) no answer in time; cancelled
@@ -35,6 +35,7 @@ Every exception pickles (for multiprocessing and task queues) with its attribute
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
@@ -268,10 +269,14 @@ class NoDataError(RequestError):
 class PacingViolationError(RequestError):
     """IB refused a historical request for breaking its pacing rules (error 162).
 
-    Raised for "Historical data request pacing violation". IB's rules: no identical
-    request within 15 s, at most 5 requests for one contract, exchange and tick type in
-    2 s, at most 60 requests in 10 minutes (``BID_ASK`` counts twice). IB publishes no
-    cool-down after a violation, so :attr:`retry_after` is a hint.
+    Raised for "Historical data request pacing violation" once the client's own retries
+    were refused too, or at once when waiting for the rules would take longer than the
+    call's ``timeout``. IB's rules: no identical request within 15 s, at most 5 requests
+    for one contract, exchange and tick type in 2 s, at most 60 requests in 10 minutes
+    (``BID_ASK`` counts twice). IB's answer does not say which rule was broken: the client
+    works it out from its own record of requests (see the history guide), and when that
+    record shows room, another program on the same login is sending and the 10-minute
+    rule is assumed.
 
     Args:
         code: IB's error code (162).
@@ -279,17 +284,26 @@ class PacingViolationError(RequestError):
         req_id: The request's id, or None.
         retry_after: Seconds to wait before retrying; defaults to
             :attr:`DEFAULT_RETRY_AFTER`.
+        rule: The rule that most likely caused the refusal, in IB's words, or None when
+            unknown.
+        retry_at: When the request may be sent again (timezone-aware), or None when
+            unknown.
+        note: What the client did about it (``"refused 4 times"``), or ``""``.
 
     Attributes:
-        retry_after: Seconds to wait before retrying the request.
+        retry_after: Seconds, from when the error was raised, until the rules leave room
+            for the request again (on the client's clock: divided by ``time_scale``).
+        rule: The likely rule, such as ``"more than 60 requests within 600 s"``, or None.
+        retry_at: The time ``retry_after`` points to, in UTC, or None.
+        note: What the client did about it, or ``""``.
 
     Raises:
-        ValueError: ``retry_after`` is negative, NaN or infinite.
+        ValueError: ``retry_after`` is negative, NaN or infinite, or ``retry_at`` is naive.
     """
 
     DEFAULT_RETRY_AFTER: Final[float] = 15.0
     """The hint used when none is given, in seconds (15, IB's identical-request window,
-    the longest rule a single retry can break again)."""
+    the shortest wait after which IB could accept the same request)."""
 
     def __init__(
         self,
@@ -298,18 +312,40 @@ class PacingViolationError(RequestError):
         req_id: int | None = None,
         *,
         retry_after: float | None = None,
+        rule: str | None = None,
+        retry_at: dt.datetime | None = None,
+        note: str = "",
     ) -> None:
         wait = self.DEFAULT_RETRY_AFTER if retry_after is None else float(retry_after)
         if not (math.isfinite(wait) and wait >= 0):
             raise ValueError(f"retry_after must be a finite number >= 0, got {retry_after!r}")
+        if retry_at is not None and retry_at.utcoffset() is None:
+            raise ValueError(f"retry_at must be timezone-aware, got {retry_at!r}")
         self.retry_after = wait
+        self.rule = rule
+        self.retry_at = None if retry_at is None else retry_at.astimezone(dt.timezone.utc)
+        self.note = note
         super().__init__(code, message, req_id)
 
     def _describe(self) -> str:
-        return f"{super()._describe()} (retry after {self.retry_after:g} s)"
+        parts = []
+        if self.rule is not None:
+            parts.append(f"likely rule: {self.rule}")
+        if self.note:
+            parts.append(self.note)
+        when = f"retry after {self.retry_after:g} s"
+        if self.retry_at is not None:
+            when += f", at {self.retry_at:%Y-%m-%d %H:%M:%S} UTC"
+        parts.append(when)
+        return f"{super()._describe()} ({'; '.join(parts)})"
 
     def _ctor(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return (self.code, self.message, self.req_id), {"retry_after": self.retry_after}
+        return (self.code, self.message, self.req_id), {
+            "retry_after": self.retry_after,
+            "rule": self.rule,
+            "retry_at": self.retry_at,
+            "note": self.note,
+        }
 
 
 class PermissionDeniedError(RequestError):
