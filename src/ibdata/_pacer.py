@@ -177,7 +177,12 @@ class Ledger:
         )
 
     def record(self, key: object, request: PacedRequest, now: float) -> None:
-        """Note that ``request`` (named by ``key``) was sent at ``now``."""
+        """Note that ``request`` (named by ``key``) was sent at ``now``. A request no rule
+        counts (bars over 30 secs without a soft limit) is not kept: it explains nothing,
+        and a client sending many of them would hold ten minutes of them."""
+        r = self.rules
+        if not r.counts_as_small(request) and r.soft_window is None:
+            return
         with self._lock:
             while self._sent and now - self._sent[0][0] >= self._keep:
                 self._sent.popleft()
