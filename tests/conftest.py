@@ -8,10 +8,12 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ibdata import Client, PacingRules
 from ibdata.sim import FixedClock, Simulator
 
 UTC = dt.timezone.utc
@@ -130,3 +132,32 @@ def sim_factory() -> Iterator[Callable[..., Simulator]]:
 def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
     """A running simulator on a free port with the clock fixed at :data:`CLOCK_AT`."""
     return sim_factory()
+
+
+#: How much faster than real time :func:`paced_sim` enforces IB's pacing rules.
+PACED_SCALE = 100.0
+
+
+@pytest.fixture
+def paced_sim(sim_factory: Callable[..., Simulator]) -> Simulator:
+    """A simulator enforcing IB's pacing rules 100 times faster than real time."""
+    return sim_factory(pacing=PacingRules(time_scale=PACED_SCALE))
+
+
+@pytest.fixture
+def make_client(paced_sim: Simulator, tmp_path: Path) -> Iterator[Callable[..., Client]]:
+    """Connected clients of the paced simulator, with its rules and a cache in tmp_path."""
+    made: list[Client] = []
+
+    def make(**options: Any) -> Client:
+        options.setdefault("pacing", PacingRules(time_scale=PACED_SCALE))
+        options.setdefault("cache", tmp_path / "bars.sqlite")
+        options.setdefault("timeout", 20)
+        c = Client(paced_sim.host, paced_sim.port, **options)
+        c.connect()
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()

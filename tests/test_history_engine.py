@@ -26,36 +26,11 @@ from ibdata.cache import BarCache, CacheWarning, SeriesKey
 from ibdata.sim import ContractQuery, Simulator, SystemClock
 from ibdata.sim import _bars as simbars
 from tests import ibapi_release as rel
-from tests.conftest import CLOCK_AT
+from tests.conftest import CLOCK_AT, PACED_SCALE
 
 UTC = dt.timezone.utc
 #: 10 minutes of IB's pacing window pass in 6 seconds.
-SCALE = 100.0
-
-
-@pytest.fixture
-def paced_sim(sim_factory: Callable[..., Simulator]) -> Simulator:
-    """A simulator enforcing IB's pacing rules 100 times faster than real time."""
-    return sim_factory(pacing=PacingRules(time_scale=SCALE))
-
-
-@pytest.fixture
-def make_client(paced_sim: Simulator, tmp_path: Path) -> Iterator[Callable[..., Client]]:
-    """Clients of the paced simulator with the same scaled rules and a cache in tmp_path."""
-    made: list[Client] = []
-
-    def make(**options: Any) -> Client:
-        options.setdefault("pacing", PacingRules(time_scale=SCALE))
-        options.setdefault("cache", tmp_path / "bars.sqlite")
-        options.setdefault("timeout", 20)
-        c = Client(paced_sim.host, paced_sim.port, **options)
-        c.connect()
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
+SCALE = PACED_SCALE  # the paced simulator's and make_client's (tests/conftest.py)
 
 
 def _requests(sim: Simulator) -> int:

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ibdata import Client, DownloadPlan, PacingRules, RangeTooLargeError
+from ibdata import DownloadPlan, PacingRules, RangeTooLargeError
 from ibdata.sim import Simulator
+from tests.conftest import PACED_SCALE
 
 UTC = dt.timezone.utc
 #: IB's ten-minute window passes in 6 seconds.
-SCALE = 100.0
+SCALE = PACED_SCALE  # the paced simulator's and make_client's (tests/conftest.py)
 RULES = PacingRules(time_scale=SCALE)
 
 #: 36 hours of 1-second bars: 72 requests of 30 minutes each.
@@ -31,31 +31,6 @@ MINUTES_RANGE = {
     "end": dt.datetime(2025, 3, 8, tzinfo=UTC),
     "bar_size": "1 min",
 }
-
-
-@pytest.fixture
-def paced_sim(sim_factory: Callable[..., Simulator]) -> Simulator:
-    """A simulator enforcing IB's pacing rules 100 times faster than real time."""
-    return sim_factory(pacing=RULES)
-
-
-@pytest.fixture
-def make_client(paced_sim: Simulator, tmp_path: Path) -> Iterator[Callable[..., Client]]:
-    """Connected clients of the paced simulator, with its rules and a cache in tmp_path."""
-    made: list[Client] = []
-
-    def make(**options: Any) -> Client:
-        options.setdefault("pacing", RULES)
-        options.setdefault("cache", tmp_path / "bars.sqlite")
-        options.setdefault("timeout", 20)
-        c = Client(paced_sim.host, paced_sim.port, **options)
-        c.connect()
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
 
 
 def _sent(sim: Simulator, name: str = "reqHistoricalData") -> list[Any]:
