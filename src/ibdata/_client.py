@@ -912,9 +912,7 @@ class Client:
                 verdict = self._ledger.diagnose(token, request, sent)
                 now = time.monotonic()
                 wait = max(verdict.at - now, 0.0)
-                rule = verdict.rule + (
-                    " (another program on the login)" if verdict.elsewhere else ""
-                )
+                rule = verdict.described
                 note = ""
                 if attempt == PACING_RETRIES:
                     note = f"refused {attempt + 1} times"

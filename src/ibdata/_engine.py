@@ -284,8 +284,7 @@ class HistoryEngine:
             lo, hi = _on_grid(want_lo, want_hi, job.size, job.details.time_zone_id)
             gaps = self._gaps(job, lo, hi)
             chunks = self._chunks(job, [(lo, hi)] if gaps is None else gaps)
-        windows = [(c.start, c.end, *self._window(job, c, now)) for c in chunks]
-        return self._plan(job, start, end, head, windows)
+        return self._plan(job, start, end, head, self._windows(job, chunks, now))
 
     def _plan(
         self,
@@ -355,7 +354,7 @@ class HistoryEngine:
         chunks = self._chunks(job, gaps)
         pieces = [cached]
         if max_requests is not None and len(chunks) > max_requests:
-            windows = [(c.start, c.end, *self._window(job, c, now)) for c in chunks]
+            windows = self._windows(job, chunks, now)
             plan = self._plan(job, start, end, head, windows, asks_head=False)
             raise RangeTooLargeError(plan, max_requests)
         done, total = 0, len(chunks)
@@ -407,6 +406,13 @@ class HistoryEngine:
             end_text = _convert.end_date_time(chunk.end + dt.timedelta(days=3))
             return end_text, _widen_by_a_week(chunk.duration)
         return _period_request(chunk, job.size, now)
+
+    @classmethod
+    def _windows(
+        cls, job: Job, chunks: list[_planner.Chunk], now: dt.datetime
+    ) -> list[tuple[dt.datetime, dt.datetime, str, str]]:
+        """Each chunk with the ``endDateTime`` and duration of the request that fetches it."""
+        return [(c.start, c.end, *cls._window(job, c, now)) for c in chunks]
 
     def _fetch(self, job: Job, chunk: _planner.Chunk, storing: _Storing) -> CachedBars:
         lo, hi = chunk.start.timestamp(), chunk.end.timestamp()

@@ -140,6 +140,11 @@ class Verdict:
     at: float
     elsewhere: bool
 
+    @property
+    def described(self) -> str:
+        """The rule, saying when another program on the login must have broken it."""
+        return self.rule + (" (another program on the login)" if self.elsewhere else "")
+
 
 class Ledger:
     """The client's record of the historical requests it sent, to explain pacing refusals.
