@@ -28,7 +28,19 @@ from tests.replay.gateway import ReplayGateway
 from tests.replay.layouts import parse_contract_data, parse_error
 
 UTC = dt.timezone.utc
-SCENARIOS = {s.name: s for s in scenarios()}
+
+
+def _scenarios() -> tuple[dict[str, Scenario], str | None]:
+    """The scenarios by name, or none and why: without the shared reference file every
+    test here would fail at collection and stop the whole suite; instead the one test
+    below fails, saying where the file was looked for."""
+    try:
+        return {s.name: s for s in scenarios()}, None
+    except FileNotFoundError as exc:
+        return {}, f"the shared captures are missing: {exc}"
+
+
+SCENARIOS, MISSING = _scenarios()
 _FARM_STATES = {
     2103: FarmState.BROKEN, 2104: FarmState.OK, 2105: FarmState.BROKEN,
     2106: FarmState.OK, 2107: FarmState.INACTIVE, 2108: FarmState.INACTIVE,
@@ -139,6 +151,7 @@ def _report(problems: list[str], replay: Replay) -> str:
 # --------------------------------------------------------------------------- the suite
 def test_every_capture_is_replayed() -> None:
     """Every capture group of both files is played by some scenario."""
+    assert MISSING is None, MISSING
     assert set(groups()) == used_captures()
 
 
