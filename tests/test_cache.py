@@ -1,4 +1,5 @@
-"""Tests for ibdata.cache: the SQLite bar cache of the history engine."""
+"""Tests for the bar store: the shared suite every backend passes (fixture ``cache``, run on
+SQLite and on a real PostgreSQL), then what is particular to the SQLite file."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 
 from ibdata.cache import BarCache, CachedBars, CacheInfo, CacheWarning, SeriesKey
 from ibdata.models import BarSize, WhatToShow
+from ibdata.store import BarStore
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 KEY = SeriesKey(265598, "TRADES", "1 min", False)
@@ -89,9 +91,23 @@ def writer(path: Path, con_ids: str, first: int, last: int, size: int) -> subpro
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BarStore]:
+    """An empty store of each backend (a SQLite file in a fresh directory; a fresh
+    PostgreSQL database), closed after the test: the suite every backend passes."""
+    if request.param == "sqlite":
+        with BarCache(tmp_path / "cache.sqlite") as opened:
+            yield opened
+    else:
+        from ibdata.postgres import PostgresStore
+
+        with PostgresStore(request.getfixturevalue("postgres_url")) as store:
+            yield store
+
+
 @pytest.fixture
-def cache(tmp_path: Path) -> Iterator[BarCache]:
-    """An empty cache in a fresh directory, closed after the test."""
+def sqlite_cache(tmp_path: Path) -> Iterator[BarCache]:
+    """An empty SQLite cache in a fresh directory, closed after the test."""
     with BarCache(tmp_path / "cache.sqlite") as opened:
         yield opened
 
@@ -139,7 +155,7 @@ def test_cached_bars_checks_columns() -> None:
 
 
 # --------------------------------------------------------------------------- basics
-def test_round_trip_keeps_missing_value_markers(cache: BarCache) -> None:
+def test_round_trip_keeps_missing_value_markers(cache: BarStore) -> None:
     """Stored bars load back exactly, NaN and -1 markers included."""
     times = [60.0 * i for i in range(6)]
     bars = make_bars(times, volume=[NAN, -1.0, 0.0, 5.5, NAN, 1e12])
@@ -162,14 +178,14 @@ def test_round_trip_keeps_missing_value_markers(cache: BarCache) -> None:
     assert seconds(cache.load(KEY, 60.0, 180.0)) == [60.0, 120.0]
 
 
-def test_store_ignores_bars_outside_the_interval(cache: BarCache) -> None:
+def test_store_ignores_bars_outside_the_interval(cache: BarStore) -> None:
     """Only bars inside ``[start, end)`` are written, and the count says how many."""
     assert cache.store(KEY, 100.0, 200.0, make_bars([50.0, 100.0, 150.0, 200.0, 250.0])) == 2
     assert seconds(cache.load(KEY, 0.0, 1000.0)) == [100.0, 150.0]
     assert cache.covered(KEY, 0.0, 1000.0) == [(100.0, 200.0)]
 
 
-def test_store_replaces_what_the_interval_held(cache: BarCache) -> None:
+def test_store_replaces_what_the_interval_held(cache: BarStore) -> None:
     """Storing an interval again makes the new bars its content, leaving others alone."""
     cache.store(KEY, 0.0, 100.0, make_bars([0.0, 10.0, 20.0, 90.0]))
     newer = make_bars([10.0, 15.0], volume=[7.0, 8.0])
@@ -180,7 +196,7 @@ def test_store_replaces_what_the_interval_held(cache: BarCache) -> None:
     assert cache.covered(KEY, -1e9, 1e9) == [(0.0, 100.0)]
 
 
-def test_series_are_kept_apart(cache: BarCache) -> None:
+def test_series_are_kept_apart(cache: BarStore) -> None:
     """Bars and coverage of one series never show up under another key."""
     others = [
         SeriesKey(265599, "TRADES", "1 min", False),
@@ -194,7 +210,7 @@ def test_series_are_kept_apart(cache: BarCache) -> None:
         assert cache.missing(other, 0.0, 120.0) == [(0.0, 120.0)]
 
 
-def test_empty_intervals_are_recorded(cache: BarCache) -> None:
+def test_empty_intervals_are_recorded(cache: BarStore) -> None:
     """An interval stored without bars counts as covered, so it is not fetched again."""
     assert cache.store(KEY, 10.0, 20.0, CachedBars.empty()) == 0
     assert cache.covered(KEY, 0.0, 30.0) == [(10.0, 20.0)]
@@ -204,7 +220,7 @@ def test_empty_intervals_are_recorded(cache: BarCache) -> None:
     assert cache.missing(KEY, 0.0, 30.0) == [(0.0, 10.0), (20.0, 30.0)]
 
 
-def test_intervals_merge_when_overlapping_adjacent_or_nested(cache: BarCache) -> None:
+def test_intervals_merge_when_overlapping_adjacent_or_nested(cache: BarStore) -> None:
     """Covered intervals are merged: overlapping, touching and nested ones become one."""
     empty = CachedBars.empty()
     cache.store(KEY, 10.0, 20.0, empty)
@@ -225,7 +241,7 @@ def test_intervals_merge_when_overlapping_adjacent_or_nested(cache: BarCache) ->
     assert cache.covered(KEY, -5.0, 2000.0) == [(0.0, 1000.0)]
 
 
-def test_times_are_compared_exactly(cache: BarCache) -> None:
+def test_times_are_compared_exactly(cache: BarStore) -> None:
     """Fractional seconds are kept as given: no rounding opens or closes a gap."""
     a, b, c = 1_700_000_000.1, 1_700_000_000.2, 1_700_000_000.3000001
     cache.store(KEY, a, b, CachedBars.empty())
@@ -289,7 +305,7 @@ def test_bad_intervals_are_refused(
         cache.load((1, "TRADES", "1 min", False), 0.0, 1.0)  # type: ignore[arg-type]
 
 
-def test_head_timestamps(cache: BarCache) -> None:
+def test_head_timestamps(cache: BarStore) -> None:
     """Head timestamps are remembered per contract, what-to-show and RTH flag."""
     assert cache.head(265598, "TRADES", False) is None
     cache.set_head(265598, "TRADES", False, 345_000_000.0)
@@ -305,18 +321,23 @@ def test_head_timestamps(cache: BarCache) -> None:
         cache.head(265598, "LAST", False)
 
 
-def test_info_and_clear(cache: BarCache) -> None:
-    """``info`` summarises the file; ``clear`` empties it and keeps it usable."""
+def test_info_and_clear(cache: BarStore) -> None:
+    """``info`` summarises the store; ``clear`` empties it and keeps it usable."""
     empty = cache.info()
+    sqlite = isinstance(cache, BarCache)
     assert empty == CacheInfo(
-        path=cache.path,
+        path=cache.path if isinstance(cache, BarCache) else None,
         size_bytes=empty.size_bytes,
-        schema_version=BarCache.SCHEMA_VERSION,
+        schema_version=BarStore.SCHEMA_VERSION,
         series=0,
         bars=0,
         covered_seconds=0.0,
         oldest=None,
         newest=None,
+        backend="sqlite" if sqlite else "postgresql",
+        location=cache.location,
+        logins=0,
+        leases=0,
     )
     cache.store(KEY, 0.0, 180.0, make_bars([0.0, 60.0, 120.0]))
     other = SeriesKey(1, "BID", "1 day", True)
@@ -326,8 +347,12 @@ def test_info_and_clear(cache: BarCache) -> None:
     assert (info.series, info.bars, info.covered_seconds) == (2, 4, 180.0 + 2 * 86400.0)
     assert (info.oldest, info.newest) == (0.0, 86400.0)
     assert info.size_bytes > 0
-    assert info.to_dict()["path"] == str(cache.path)
+    assert info.to_dict()["path"] == (str(cache.path) if isinstance(cache, BarCache) else None)
     assert set(info.to_dict()) == {
+        "backend",
+        "location",
+        "logins",
+        "leases",
         "path",
         "size_bytes",
         "schema_version",
@@ -358,9 +383,9 @@ def test_reopening_keeps_everything(tmp_path: Path) -> None:
         assert cache.head(KEY.con_id, KEY.what_to_show, KEY.use_rth) == -100.0
 
 
-def test_file_is_a_wal_sqlite_database_marked_as_ours(cache: BarCache) -> None:
+def test_file_is_a_wal_sqlite_database_marked_as_ours(sqlite_cache: BarCache) -> None:
     """The file is in WAL mode and carries ibdata's application id and schema version."""
-    with contextlib.closing(sqlite3.connect(cache.path)) as conn:
+    with contextlib.closing(sqlite3.connect(sqlite_cache.path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("PRAGMA user_version").fetchone() == (BarCache.SCHEMA_VERSION,)
         assert conn.execute("PRAGMA application_id").fetchone()[0] != 0
@@ -392,8 +417,9 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "cache.sqlite").exists()
 
 
-def test_writes_time_out_when_another_connection_holds_the_lock(cache: BarCache) -> None:
+def test_writes_time_out_when_another_connection_holds_the_lock(sqlite_cache: BarCache) -> None:
     """A write waits ``timeout`` for another writer, then raises TimeoutError; reads go on."""
+    cache = sqlite_cache
     cache.store(KEY, 0.0, 60.0, make_bars([0.0]))
     with contextlib.closing(sqlite3.connect(cache.path, isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")
@@ -606,7 +632,7 @@ def test_schema_one_file_is_rebuilt(tmp_path: Path) -> None:
     with pytest.warns(CacheWarning, match="unsupported schema version 1"):
         cache = BarCache(path)
     with cache:
-        assert cache.info().schema_version == BarCache.SCHEMA_VERSION == 3
+        assert cache.info().schema_version == BarCache.SCHEMA_VERSION == 4
         assert cache.missing(KEY, 0.0, 60.0) == [(0.0, 60.0)]
 
 
@@ -664,7 +690,7 @@ def test_schema_two_file_gets_checksums_and_keeps_its_bars(tmp_path: Path) -> No
     bars = make_bars([60.0 * i for i in range(10)])
     _schema_two_file(path, bars)
     with BarCache(path) as cache:  # a CacheWarning would fail the test (filterwarnings)
-        assert cache.info().schema_version == 3
+        assert cache.info().schema_version == 4
         assert cache.load(KEY, 0.0, 600.0) == bars
         assert cache.missing(KEY, 0.0, 600.0) == []
         assert cache.head(KEY.con_id, "TRADES", use_rth=False) == 0.0
@@ -813,3 +839,23 @@ def test_store_inside_a_block_keeps_its_edges(tmp_path: Path) -> None:
         got = cache.load(KEY, 0.0, 600.0)
         assert list(got.time) == [0.0, 60.0, 150.0, 210.0, 300.0, 360.0, 420.0, 480.0, 540.0]
         assert cache.info().bars == 9
+
+
+def test_schema_three_file_gets_the_sharing_tables_and_keeps_its_bars(tmp_path: Path) -> None:
+    """A file of schema version 3 (before the shared pacing ledger) is upgraded in place:
+    its bars, coverage and head timestamps stay, the ledger and lease tables appear."""
+    path = tmp_path / "cache.sqlite"
+    with BarCache(path) as cache:
+        cache.store(KEY, 0.0, 120.0, make_bars([0.0, 60.0]))
+        cache.set_head(KEY.con_id, KEY.what_to_show, KEY.use_rth, 7.0)
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("DROP TABLE ledger")
+        conn.execute("DROP TABLE leases")
+        conn.execute("PRAGMA user_version = 3")
+    with BarCache(path) as cache:
+        assert cache.info().schema_version == 4
+        assert cache.load(KEY, 0.0, 120.0) == make_bars([0.0, 60.0])
+        assert cache.missing(KEY, 0.0, 180.0) == [(120.0, 180.0)]
+        assert cache.head(KEY.con_id, KEY.what_to_show, KEY.use_rth) == 7.0
+        assert cache.admit("gw", lambda rows, n, now: 0.0, "r", "lease-1", 60.0) == 0.0
+    assert not aside_files(path)
