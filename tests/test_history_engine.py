@@ -354,9 +354,10 @@ def test_a_locked_cache_costs_no_download(
     paced_sim: Simulator, make_client: Any, tmp_path: Path
 ) -> None:
     """A cache another program keeps locked for writing past the cache's timeout is worked
-    around: the first failed store raises a CacheWarning and the rest of the download (7
-    chunks) does not wait for the lock again; the range comes from IB, exact, and the next
-    call with the cache free stores it."""
+    around: the shared pacing ledger, the head timestamp's store and the first chunk's
+    lease each fail once with a CacheWarning, and the rest of the download (7 chunks) does
+    not wait for the lock again (the pacer paces by its own record); the range comes from
+    IB, exact, and the next call with the cache free stores it."""
     with BarCache(tmp_path / "shared.sqlite", timeout=0.2) as cache:
         client = make_client(cache=cache, chunk_spans={"5 mins": "14400 S"})
         start = dt.datetime(2025, 3, 10, 14, 0, tzinfo=UTC)
@@ -373,7 +374,11 @@ def test_a_locked_cache_costs_no_download(
         assert _got(bars) == expected
         assert _requests(paced_sim) - before_first == 7  # 26 hours in chunks of 4
         messages = sorted(str(w.message).split(" could not ")[1] for w in caught)
-        assert [m.split(" (")[0] for m in messages] == ["store a chunk", "store a head timestamp"]
+        assert [m.split(" (")[0] for m in messages] == [
+            "be used",
+            "lease a chunk",
+            "store a head timestamp",
+        ]
         assert all("(TimeoutError: the bar cache" in m for m in messages), messages
         assert cache.info().bars == 0  # nothing could be stored
         before = _requests(paced_sim)

@@ -24,12 +24,13 @@ from ibdata._engine import (
     HistoryEngine,
     Job,
     Progress,
+    Source,
     continuous_duration,
 )
 from ibdata._pacer import Ledger, Pacer
 from ibdata._requests import BARS, DETAILS, HEAD, Pending
+from ibdata._sharing import SharedPacer
 from ibdata._throttle import Throttle
-from ibdata.cache import BarCache
 from ibdata.exceptions import (
     AmbiguousContractError,
     ConnectError,
@@ -50,6 +51,7 @@ from ibdata.models import (
 )
 from ibdata.pacing import PacedRequest, PacingRules
 from ibdata.registry import ProductRegistry, default_registry
+from ibdata.store import BarStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +129,17 @@ class Client:
             if None.
         reconnect_min_delay: first backoff delay in seconds.
         reconnect_max_delay: largest backoff delay in seconds.
-        cache: a path (or a :class:`~ibdata.cache.BarCache`) for the on-disk cache of the
-            history engine; None keeps no cache. A path is opened here and closed by
-            :meth:`close`.
+        cache: the history engine's store: a path (a SQLite file), a ``postgresql://`` URL,
+            or a :class:`~ibdata.store.BarStore`; None keeps none. A path or URL is opened
+            here and closed by :meth:`close`. With a store, the pacing rules are applied to
+            the requests of every client using the same store and TWS login, in every
+            process and on every host (the shared ledger, :doc:`/sharing`); without one,
+            to this client's own requests.
         pacing: the rules every historical request of this client is paced by (IB's by
             default, :class:`~ibdata.PacingRules`); None sends without pacing.
+        login: the name of the TWS login in the shared pacing ledger; by default
+            ``"host:port"``. Give the same name to clients that reach one login through
+            different addresses (``localhost`` and ``127.0.0.1``, or a proxy).
         chunk_spans: per bar size, the IB duration of each request of a range download
             (``{"1 min": "43200 S"}``); the defaults are the history guide's chunk-span table.
         max_message_rate: the most requests a second this client sends TWS, spread
@@ -156,8 +164,9 @@ class Client:
         registry: ProductRegistry | None = None,
         reconnect_min_delay: float | dt.timedelta = 0.5,
         reconnect_max_delay: float | dt.timedelta = 30.0,
-        cache: str | os.PathLike[str] | BarCache | None = None,
+        cache: str | os.PathLike[str] | BarStore | None = None,
         pacing: PacingRules | None = DEFAULT_PACING,
+        login: str | None = None,
         chunk_spans: Mapping[BarSize | str, str] | None = None,
         max_message_rate: float | None = DEFAULT_MESSAGE_RATE,
     ) -> None:
@@ -190,7 +199,10 @@ class Client:
         if pacing is not None and not isinstance(pacing, PacingRules):
             raise TypeError(f"pacing must be PacingRules or None, got {pacing!r}")
         self.pacing = pacing
-        self._pacer = Pacer(pacing) if pacing is not None else None
+        #: The TWS login's name in the shared pacing ledger.
+        self.login = (
+            f"{self.host}:{self.port}" if login is None else v.text(login, "login", max_len=255)
+        )
         #: Every historical request sent, to tell which rule a pacing refusal broke.
         self._ledger = Ledger(pacing if pacing is not None else DEFAULT_PACING)
         if chunk_spans is not None and not isinstance(chunk_spans, Mapping):
@@ -212,14 +224,22 @@ class Client:
         else:
             self._throttle = Throttle(v.rate(max_message_rate, "max_message_rate"))
         self._own_cache = False
-        if cache is None or isinstance(cache, BarCache):
+        self.cache: BarStore | None
+        if cache is None or isinstance(cache, BarStore):
             self.cache = cache
         elif isinstance(cache, (str, os.PathLike)):
-            self.cache = BarCache(cache)
+            self.cache = open_store(cache)
             self._own_cache = True
         else:
-            raise TypeError(f"cache must be a path, a BarCache or None, got {cache!r}")
-        self._engine = HistoryEngine(self, self.cache)
+            raise TypeError(
+                f"cache must be a path, a postgresql:// URL, a BarStore or None, got {cache!r}"
+            )
+        self._pacer: Pacer | SharedPacer | None = None
+        if pacing is not None:
+            store = self.cache
+            self._pacer = Pacer(pacing) if store is None else SharedPacer(pacing, store, self.login)
+        source = Source(pacing, self.chunk_spans, self._request_bars, self._request_head)
+        self._engine = HistoryEngine(source, self.cache)
 
     @classmethod
     def from_env(cls, **options: Any) -> Client:
@@ -909,7 +929,8 @@ class Client:
                             raise
                         # nothing reached TWS: wait for the next session and send again
             except PacingViolationError as exc:
-                verdict = self._ledger.diagnose(token, request, sent)
+                elsewhere = self._pacer.others() if isinstance(self._pacer, SharedPacer) else []
+                verdict = self._ledger.diagnose(token, request, sent, elsewhere)
                 now = time.monotonic()
                 wait = max(verdict.at - now, 0.0)
                 rule = verdict.described

@@ -24,10 +24,13 @@ Rules worth knowing:
   and a start a whole period before the range, and bars outside the range are dropped.
   Coverage is recorded only for the time asked for.
 * Identical concurrent downloads share each IB request: the second caller waits for the
-  first one's chunk instead of asking again.
+  first one's chunk instead of asking again. Across processes and hosts sharing a store,
+  each chunk is leased before it is requested (:meth:`~ibdata.store.BarStore.claim`): a
+  client that finds another fetching some of it waits, then reads it from the store and
+  fetches only what is still missing; the lease of a client that dies expires.
 * The cache saves requests; it never costs a download. When it cannot be read or written
-  (SQLite fails: a full disk, an I/O error; or another connection holds it locked past
-  its timeout), a :class:`~ibdata.cache.CacheWarning` says so and the rest of the
+  (SQLite fails: a full disk, an I/O error; another connection holds it locked past its
+  timeout; PostgreSQL is down), a :class:`~ibdata.store.CacheWarning` says so and the rest of the
   download goes on as if there were no cache (so that a lock does not make every chunk
   wait for it): what it could not read is fetched from IB, what it could not store is
   returned all the same.
@@ -42,16 +45,17 @@ import math
 import operator
 import sqlite3
 import threading
+import time
+import uuid
 import warnings
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from ibdata import _convert, _pacer, _planner
-from ibdata.cache import BarCache, CachedBars, CacheWarning, SeriesKey
 from ibdata.exceptions import NoDataError, RangeTooLargeError
 from ibdata.models import (
     Bars,
@@ -62,10 +66,8 @@ from ibdata.models import (
     SecType,
     WhatToShow,
 )
-from ibdata.pacing import PacedRequest
-
-if TYPE_CHECKING:
-    from ibdata._client import Client
+from ibdata.pacing import PacedRequest, PacingRules
+from ibdata.store import BarStore, CachedBars, CacheWarning, SeriesKey
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,12 @@ Progress = Callable[[int, int, int], None]
 Window = tuple[float, float]
 
 #: What a cache that cannot be used raises: SQLite's errors, and OSError, TimeoutError
-#: among them (locked past its timeout; a damaged file that cannot be moved aside).
+#: and StoreError among them (locked past its timeout; a damaged file that cannot be moved
+#: aside; PostgreSQL unreachable).
 _CACHE_FAILURES = (sqlite3.Error, OSError)
+
+#: How often a client waiting for another's chunk lease looks again (seconds).
+LEASE_POLL_SECONDS = 0.05
 
 
 def _ordinal_to_epoch(ordinal: float) -> float:
@@ -172,11 +178,22 @@ class Job:
         )
 
 
-class HistoryEngine:
-    """Downloads ranges for one :class:`~ibdata.Client`."""
+@attrs.frozen
+class Source:
+    """What the engine needs of a client: its pacing rules and chunk spans, and the two
+    paced requests it is built on (one reqHistoricalData, one reqHeadTimeStamp)."""
 
-    def __init__(self, client: Client, cache: BarCache | None) -> None:
-        self._client = client
+    pacing: PacingRules | None
+    chunk_spans: Mapping[BarSize, str]
+    request_bars: Callable[[Job, str, str], Bars]
+    request_head: Callable[[Job], dt.datetime]
+
+
+class HistoryEngine:
+    """Downloads ranges for one client, through its :class:`Source`."""
+
+    def __init__(self, source: Source, cache: BarStore | None) -> None:
+        self._source = source
         self.cache = cache
         self._lock = threading.Lock()
         self._inflight: dict[tuple[Any, ...], Future[CachedBars]] = {}
@@ -209,7 +226,7 @@ class HistoryEngine:
         """Say that the cache failed at ``doing``; the caller goes on without it."""
         assert self.cache is not None
         message = (
-            f"ibdata cache {self.cache.path} could not {doing} ({type(exc).__name__}: {exc}); "
+            f"ibdata cache {self.cache.location} could not {doing} ({type(exc).__name__}: {exc}); "
             "going on without it"
         )
         log.info("%s", message)  # the warning is what the user sees
@@ -232,7 +249,7 @@ class HistoryEngine:
         key = (job.details.contract.con_id, job.show.value, job.rth)
         known = self.known_head(job)
         if known is None:
-            known = self._client._request_head(job).timestamp()
+            known = self._source.request_head(job).timestamp()
             if self.cache is not None:
                 try:
                     self.cache.set_head(*key, known)
@@ -263,7 +280,7 @@ class HistoryEngine:
         return _planner.plan_gaps(
             [(_utc(a), _utc(b)) for a, b in gaps],
             job.size,
-            spans=self._client.chunk_spans,
+            spans=self._source.chunk_spans,
             # IB counts weeks in the instrument's zone: 167 or 169 hours across DST changes
             time_zone=job.details.time_zone_id or None,
         )
@@ -301,7 +318,7 @@ class HistoryEngine:
         if asks_head is None:
             asks_head = head is None and job.spec.sec_type is not SecType.CONTFUT
         seconds = 0.0
-        rules = self._client.pacing
+        rules = self._source.pacing
         if rules is not None:
             paced = [job.paced_head()] if asks_head else []
             paced += [job.paced_bars(e, d) for _, _, e, d in reversed(windows)]  # newest first
@@ -415,10 +432,49 @@ class HistoryEngine:
         return [(c.start, c.end, *cls._window(job, c, now)) for c in chunks]
 
     def _fetch(self, job: Job, chunk: _planner.Chunk, storing: _Storing) -> CachedBars:
+        """One chunk's bars: leased in the store while they are fetched, so that no other
+        client sharing the store requests them too; read from the store if another client
+        fetched them meanwhile."""
+        lo, hi = chunk.start.timestamp(), chunk.end.timestamp()
+        cache = self.cache
+        if cache is None or not storing.on or hi > storing.final:
+            return self._request(job, chunk, storing)  # not stored whole: nothing to share
+        lease = uuid.uuid4().hex
+        mine = False
+        try:
+            while True:
+                try:
+                    gaps, mine = cache.claim(job.key, lo, hi, lease)
+                except _CACHE_FAILURES as exc:
+                    storing.on = False
+                    self._unusable("lease a chunk", exc)
+                    return self._request(job, chunk, storing)
+                if mine or not gaps:
+                    break
+                time.sleep(LEASE_POLL_SECONDS)  # another client is fetching some of it
+            if gaps == [(lo, hi)]:
+                return self._request(job, chunk, storing)
+            try:  # another client stored some or all of it meanwhile
+                pieces = [cache.load(job.key, lo, hi)]
+            except _CACHE_FAILURES as exc:
+                storing.on = False
+                self._unusable("be read", exc)
+                return self._request(job, chunk, storing)
+            pieces += [self._request(job, part, storing) for part in self._chunks(job, gaps)]
+            return _merge(pieces)
+        finally:
+            if mine:
+                try:
+                    cache.release(lease)
+                except _CACHE_FAILURES as exc:  # it expires on its own
+                    log.info("could not release a chunk lease in %s: %s", cache.location, exc)
+
+    def _request(self, job: Job, chunk: _planner.Chunk, storing: _Storing) -> CachedBars:
+        """Request one chunk from IB and store its final bars."""
         lo, hi = chunk.start.timestamp(), chunk.end.timestamp()
         end_text, duration = self._window(job, chunk, dt.datetime.now(UTC))
         try:
-            got = _to_cached(self._client._request_bars(job, end_text, duration), job.size)
+            got = _to_cached(self._source.request_bars(job, end_text, duration), job.size)
         except NoDataError:  # nothing in this window (a weekend, a holiday): an empty chunk
             got = CachedBars.empty()
         got = _select(got, lo, hi)
@@ -437,7 +493,7 @@ class HistoryEngine:
     def _continuous(self, job: Job, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> Bars:
         """A continuous future takes no end date (IB error 10339): one request up to now."""
         duration = continuous_duration(job.spec, start, end, job.size, now)
-        bars = self._client._request_bars(job, "", duration)
+        bars = self._source.request_bars(job, "", duration)
         got = _select(_to_cached(bars, job.size), start.timestamp(), end.timestamp())
         return self._bars(job, [got], start, end)
 

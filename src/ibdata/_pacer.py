@@ -84,6 +84,14 @@ class Pacer:
                     )
                 self._cond.wait(wait)
 
+    def note(self, request: PacedRequest, key: Hashable, now: float) -> None:
+        """Count ``request`` as sent at ``now`` and ``key`` as open without waiting: another
+        pacer (the shared ledger) admitted it. This record is what the client paces by if
+        that pacer's store fails."""
+        with self._cond:
+            self._tracker.record(request, now)
+            self._tracker.open(key)  # False with max_open open here: counted in the store
+
     def release(self, key: Hashable) -> None:
         """Free the slot of a finished request. Idempotent."""
         with self._cond:
@@ -193,10 +201,20 @@ class Ledger:
                 self._sent.popleft()
             self._sent.append((now, key, request))
 
-    def diagnose(self, key: object, request: PacedRequest, sent: float) -> Verdict:
-        """The likely rule behind the refusal of ``request`` (``key``, sent at ``sent``)."""
+    def diagnose(
+        self,
+        key: object,
+        request: PacedRequest,
+        sent: float,
+        elsewhere: Iterable[tuple[float, PacedRequest]] = (),
+    ) -> Verdict:
+        """The likely rule behind the refusal of ``request`` (``key``, sent at ``sent``);
+        ``elsewhere`` are requests other clients on the login sent (the shared ledger's), as
+        ``(time.monotonic() value, request)``."""
         with self._lock:
-            entries = list(self._sent)
+            entries: list[tuple[float, object, PacedRequest]] = list(self._sent)
+        entries += [(t, None, req) for t, req in elsewhere]
+        entries.sort(key=lambda entry: entry[0])
         others = PacingTracker(self.rules)
         everything = PacingTracker(self._margined)
         for t, k, req in entries:
