@@ -247,8 +247,12 @@ class Client:
 
         The older HTTP server's variables; unset ones keep the defaults (127.0.0.1, 7497,
         a random client id). ``IBDATA_PRODUCTS`` may name a TOML or JSON file of extra
-        products (see :meth:`~ibdata.registry.ProductRegistry.from_env`). ``options`` are
-        passed on to :class:`Client` and win over the environment.
+        products (see :meth:`~ibdata.registry.ProductRegistry.from_env`).
+        ``IBDATA_LOGIN`` names the TWS login in the shared pacing ledger (``login``);
+        ``IBDATA_PACING_SCALE`` runs IB's pacing windows that many times faster (IB's rules
+        with :attr:`~ibdata.PacingRules.time_scale`), to match a simulator whose pacing
+        clock is scaled. ``options`` are passed on to :class:`Client` and win over the
+        environment.
 
         Raises:
             ValueError: a variable is set to something invalid (the message names it).
@@ -265,6 +269,16 @@ class Client:
                     kwargs.setdefault(key, int(raw))
                 except ValueError:
                     raise ValueError(f"{var} must be an integer, got {raw!r}") from None
+        if env.get("IBDATA_LOGIN", "").strip():
+            kwargs.setdefault("login", env["IBDATA_LOGIN"].strip())
+        scale = env.get("IBDATA_PACING_SCALE", "").strip()
+        if scale and "pacing" not in kwargs:
+            try:
+                kwargs["pacing"] = DEFAULT_PACING.scaled(float(scale))
+            except ValueError:
+                raise ValueError(
+                    f"IBDATA_PACING_SCALE must be a positive number, got {scale!r}"
+                ) from None
         if "registry" not in kwargs:
             kwargs["registry"] = ProductRegistry.from_env()
         try:

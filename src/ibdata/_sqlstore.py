@@ -496,6 +496,34 @@ class SqlStore(BarStore):
         _check_flag(use_rth, "use_rth")
         return (con_id, _ib_value(WhatToShow, what_to_show, "what_to_show"), int(bool(use_rth)))
 
+    def series_keys(self) -> list[SeriesKey]:
+        """Every series the store knows, sorted."""
+        rows = self._run(
+            lambda conn: conn.execute(
+                "SELECT con_id, what_to_show, bar_size, use_rth FROM series "
+                "ORDER BY con_id, what_to_show, bar_size, use_rth"
+            ).fetchall(),
+            write=False,
+        )
+        return [SeriesKey(int(c), str(w), str(b), bool(r)) for c, w, b, r in rows]
+
+    def head_timestamps(self) -> list[tuple[int, str, bool, float]]:
+        """Every head timestamp stored: ``(con_id, what_to_show, use_rth, head)``."""
+
+        def work(conn: Any) -> list[tuple[Any, ...]]:
+            rows = conn.execute(f"SELECT {self._queries.row('heads')} FROM heads").fetchall()
+            return [checked("heads", (), tuple(row)) for row in rows]
+
+        return [
+            (
+                int(c),
+                bytes(w).decode() if isinstance(w, (bytes, memoryview)) else str(w),
+                bool(r),
+                float(h),
+            )
+            for c, w, r, h, _ in self._run(work, write=False)
+        ]
+
     def _counts(self, conn: Any) -> tuple[Any, ...]:
         """series, bars, covered seconds, oldest, newest, logins, live leases."""
         now = self._now(conn)

@@ -4,7 +4,7 @@ Commands::
 
     ibdata bars SYMBOL [--duration D | --start T [--end T]] [--bar-size S] [--what-to-show W]
                        [--rth] [--sec-type T] [--exchange X] [--currency C]
-                       [--format table|csv|json] [-o FILE] [--cache PATH | --no-cache]
+                       [--format table|csv|json] [-o FILE] [--cache STORE | --no-cache]
                        [--progress | --no-progress] [--max-requests N] [--dry-run]
     ibdata contract SYMBOL [--sec-type T] [--exchange X] [--currency C] [--include-expired]
                            [--format table|json] [-o FILE]
@@ -13,12 +13,20 @@ Commands::
     ibdata serve ...              the REST API (``ibdata._serve``; extra ``http``)
     ibdata sim [...]              the TWS / IB Gateway simulator, until interrupted
     ibdata demo                   a simulator in-process, and data fetched from it
-    ibdata cache info|clear [--path PATH]
+    ibdata cache info|clear [--cache STORE]
+    ibdata cache copy SRC DST     every bar and head timestamp of one store into another
 
 ``bars``, ``contract`` and ``health`` talk to TWS / IB Gateway and take ``--host``,
 ``--port``, ``--client-id`` (defaults: ``$IB_HOST``, ``$IB_PORT``, ``$IB_CLIENT_ID``, else
 127.0.0.1, 7497 and a random id), ``--timeout`` (seconds per request, 60) and
 ``--connect-timeout`` (10). ``$IBDATA_PRODUCTS`` names a file of extra product codes.
+``$IBDATA_LOGIN`` names the TWS login in a shared pacing ledger (default ``host:port``);
+``$IBDATA_PACING_SCALE`` runs IB's pacing windows that many times faster, to match a
+simulator started with ``ibdata sim --pacing-scale``.
+
+A STORE is a path (a SQLite file) or a ``postgresql://`` URL (extra ``postgres``);
+``$IBDATA_CACHE`` may be either. Every process using one store shares its bars and, per TWS
+login, IB's pacing budget (see the "Sharing" guide).
 
 Decisions, also stated in ``--help``:
 
@@ -26,8 +34,8 @@ Decisions, also stated in ``--help``:
   ``2025-03-12T15:00:00Z``, ``2025-03-12T10:00-05:00``. A date alone is 00:00 and a time
   without ``Z`` or an offset is UTC. ``--end`` defaults to now.
 - ``--duration`` (default ``1 D``) is one request to IB, back from ``--end`` (default: now).
-  ``--start`` is a range download: split, paced, and cached in ``--cache PATH`` (default
-  :func:`default_cache_path`; ``--no-cache`` keeps none). Only ranges use the cache.
+  ``--start`` is a range download: split, paced, and cached in ``--cache STORE`` (default
+  :func:`default_cache`; ``--no-cache`` keeps none). Only ranges use the cache.
 - A range that needs more than ``--max-requests`` requests to IB (default 400, the REST
   adapter's limit; 0 for none) is refused before any bars are requested: one line saying
   how many requests and how long IB's pacing rules need for them, exit status 1 like
@@ -81,6 +89,7 @@ from ibdata._version import __version__
 from ibdata.exceptions import IBDataError, RangeTooLargeError, SessionError
 from ibdata.models import Bars, ContractDetails, DownloadPlan, Health
 from ibdata.registry import ProductRegistry
+from ibdata.store import is_url
 
 T = TypeVar("T")
 
@@ -350,9 +359,10 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     cache_opts = bars.add_mutually_exclusive_group()
     cache_opts.add_argument(
         "--cache",
-        metavar="PATH",
+        metavar="STORE",
         default=None,
-        help="bar cache for --start ranges ($IBDATA_CACHE, else ~/.cache/ibdata/bars.sqlite)",
+        help="bar store for --start ranges, a path or a postgresql:// URL "
+        "($IBDATA_CACHE, else ~/.cache/ibdata/bars.sqlite)",
     )
     cache_opts.add_argument("--no-cache", action="store_true", help="keep no cache for ranges")
     bars.add_argument(
@@ -446,6 +456,13 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--no-pacing", action="store_true", help="do not enforce IB's historical pacing rules"
     )
     sim.add_argument(
+        "--pacing-scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="N",
+        help="run the pacing windows N times faster (1); clients set $IBDATA_PACING_SCALE=N",
+    )
+    sim.add_argument(
         "--account",
         action="append",
         metavar="CODE",
@@ -507,16 +524,30 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     demo.set_defaults(run=lambda args: _run_demo())
 
     cache = sub.add_parser(
-        "cache", parents=[options], help="inspect or clear the history engine's bar cache"
+        "cache", parents=[options], help="inspect, clear or copy the history engine's bar store"
     )
     cache_sub = cache.add_subparsers(dest="cache_command", required=True)
-    for name, text in (("info", "show what the cache holds"), ("clear", "delete every bar")):
+    for name, text in (("info", "show what the store holds"), ("clear", "delete every bar")):
         c = cache_sub.add_parser(name, parents=[options], help=text)
         c.add_argument(
+            "--cache",
             "--path",
+            dest="path",
+            metavar="STORE",
             default=None,
-            help="the cache file (default: $IBDATA_CACHE, else ~/.cache/ibdata/bars.sqlite)",
+            help="the store, a path or a postgresql:// URL "
+            "(default: $IBDATA_CACHE, else ~/.cache/ibdata/bars.sqlite)",
         )
+    copy = cache_sub.add_parser(
+        "copy",
+        parents=[options],
+        help="copy every bar, covered interval and head timestamp of SRC into DST",
+        description="Copy every bar, covered interval and head timestamp of one store into "
+        "another (SQLite to PostgreSQL or back); what DST holds for the same intervals is "
+        "replaced, the rest of it kept. Each interval is one transaction in DST.",
+    )
+    copy.add_argument("source", metavar="SRC", help="the store to read, a path or a URL")
+    copy.add_argument("target", metavar="DST", help="the store to write, a path or a URL")
     cache.set_defaults(run=_run_cache)
     return p
 
@@ -553,13 +584,28 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def default_cache_path() -> Path:
-    """The cache file the CLI uses: ``$IBDATA_CACHE``, else ``$XDG_CACHE_HOME/ibdata`` or
-    ``~/.cache/ibdata``, file ``bars.sqlite``."""
+    """The SQLite file the CLI uses when ``$IBDATA_CACHE`` names none:
+    ``$XDG_CACHE_HOME/ibdata`` or ``~/.cache/ibdata``, file ``bars.sqlite``
+    (``$IBDATA_CACHE`` itself when it is a path)."""
     env = os.environ.get("IBDATA_CACHE")
-    if env:
+    if env and not is_url(env):
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "ibdata" / "bars.sqlite"
+
+
+def default_cache() -> str | Path:
+    """The store the CLI uses: ``$IBDATA_CACHE`` (a path or a ``postgresql://`` URL), else
+    :func:`default_cache_path`."""
+    env = os.environ.get("IBDATA_CACHE", "").strip()
+    return env if is_url(env) else default_cache_path()
+
+
+def _store_target(given: str | None) -> str | Path:
+    """A store the user named (a URL as given, a path expanded), else the default."""
+    if not given:
+        return default_cache()
+    return given if is_url(given) else Path(given).expanduser()
 
 
 # ---------------------------------------------------------------------- main
@@ -603,7 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # ---------------------------------------------------------------------- data commands
-def _client(args: argparse.Namespace, *, cache: Path | None = None) -> Client:
+def _client(args: argparse.Namespace, *, cache: str | Path | None = None) -> Client:
     """A client from the environment, overridden by the connection options given."""
     options: dict[str, Any] = {
         "timeout": args.timeout,
@@ -632,7 +678,7 @@ def _run_bars(args: argparse.Namespace) -> int:
         args.usage_error("--dry-run plans a --start range; --duration is always one request")
     cache = None
     if ranged and not args.no_cache:
-        cache = Path(args.cache).expanduser() if args.cache else default_cache_path()
+        cache = _store_target(args.cache)
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = None
     if ranged and show_progress:
@@ -872,7 +918,7 @@ def _run_sim(args: argparse.Namespace) -> int:
             server_version=args.server_version,
             gateway=args.gateway,
             latency=args.latency,
-            pacing=None if args.no_pacing else PacingRules(),
+            pacing=None if args.no_pacing else PacingRules(time_scale=args.pacing_scale),
             accounts=args.account or ("DU1234567",),
             no_permission=args.no_permission,
             login_tz=args.login_tz,
@@ -909,23 +955,44 @@ def _run_sim(args: argparse.Namespace) -> int:
 
 
 def _run_cache(args: argparse.Namespace) -> int:
-    from ibdata.cache import BarCache
+    from ibdata.store import open_store
 
-    path = Path(args.path).expanduser() if args.path else default_cache_path()
-    if not path.exists():
-        print(f"no cache at {path}")
+    if args.cache_command == "copy":
+        return _run_cache_copy(args.source, args.target)
+    target = _store_target(args.path)
+    if isinstance(target, Path) and not target.exists():
+        print(f"no cache at {target}")
         return 0 if args.cache_command == "clear" else 1
-    with BarCache(path) as cache:
+    with open_store(target) as cache:
         if args.cache_command == "clear":
             cache.clear()
-            print(f"cleared {path}")
+            print(f"cleared {cache.location}")
             return 0
         info = cache.info()
-    print(f"cache:    {info.path}")
+    print(f"cache:    {info.location}")
+    print(f"backend:  {info.backend}")
     print(f"size:     {info.size_bytes:,} bytes")
     print(f"schema:   version {info.schema_version}")
     print(f"series:   {info.series:,}")
     print(f"bars:     {info.bars:,}")
+    print(f"logins:   {info.logins:,} in the pacing ledger, {info.leases:,} live leases")
+    return 0
+
+
+def _run_cache_copy(source: str, target: str) -> int:
+    from ibdata.store import copy_store, open_store
+
+    src_target, dst_target = _store_target(source), _store_target(target)
+    if isinstance(src_target, Path) and not src_target.exists():
+        raise FileNotFoundError(f"no cache at {src_target}")
+    with open_store(src_target) as src, open_store(dst_target) as dst:
+        if src.location == dst.location:
+            raise ValueError(f"SRC and DST are the same store ({src.location})")
+        copied = copy_store(src, dst)
+        print(
+            f"copied {copied.series:,} series, {copied.bars:,} bars and "
+            f"{copied.heads:,} head timestamps from {src.location} to {dst.location}"
+        )
     return 0
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "CachedBars",
     "SeriesKey",
     "StoreError",
+    "copy_store",
     "open_store",
 ]
 
@@ -426,6 +427,14 @@ class BarStore(abc.ABC):
         """Delete all bars, covered intervals and head timestamps (not the ledger)."""
 
     @abc.abstractmethod
+    def series_keys(self) -> list[SeriesKey]:
+        """Every series the store knows, sorted."""
+
+    @abc.abstractmethod
+    def head_timestamps(self) -> list[tuple[int, str, bool, float]]:
+        """Every head timestamp stored: ``(con_id, what_to_show, use_rth, head)``."""
+
+    @abc.abstractmethod
     def admit(
         self, login: str, decide: Decide, request: str | None, lease: str, keep: float
     ) -> float:
@@ -523,3 +532,44 @@ def open_store(target: str | os.PathLike[str] | BarStore) -> BarStore:
 
         return BarCache(target)
     raise TypeError(f"a store must be a path, a postgresql:// URL or a BarStore, got {target!r}")
+
+
+@attrs.frozen
+class Copied:
+    """What :func:`copy_store` copied: series, bars and head timestamps."""
+
+    series: int
+    bars: int
+    heads: int
+
+
+#: Covered intervals are read whole up to this far from the epoch (about 31 million years).
+_FOREVER = 1e15
+
+
+def copy_store(source: BarStore, target: BarStore) -> Copied:
+    """Copy every series (its covered intervals and their bars) and every head timestamp
+    of ``source`` into ``target``, one covered interval per transaction. What ``target``
+    holds for the same intervals is replaced; everything else of it is kept. Copying again
+    changes nothing. The pacing ledger and leases are not copied: they describe requests
+    in flight, not data.
+
+    Args:
+        source: The store read.
+        target: The store written.
+
+    Returns:
+        How many series, bars and head timestamps were copied.
+
+    Raises:
+        OSError: Either store cannot be used (:class:`StoreError`, :class:`TimeoutError`).
+    """
+    series = bars = 0
+    for key in source.series_keys():
+        series += 1
+        for lo, hi in source.covered(key, -_FOREVER, _FOREVER):
+            bars += target.store(key, lo, hi, source.load(key, lo, hi))
+    heads = source.head_timestamps()
+    for con_id, what_to_show, use_rth, head in heads:
+        target.set_head(con_id, what_to_show, use_rth, head)
+    return Copied(series, bars, len(heads))
