@@ -16,9 +16,6 @@ import pytest
 from ibdata import Client, PacingRules
 from ibdata.sim import FixedClock, Simulator
 
-#: The throwaway PostgreSQL server and per-test databases (tests/pg_fixtures.py).
-pytest_plugins = ["tests.pg_fixtures"]
-
 UTC = dt.timezone.utc
 
 #: A Wednesday, 11:00 in New York: US stocks are trading, Eurex and CBOT too.

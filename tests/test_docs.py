@@ -256,7 +256,9 @@ PUBLIC_MODULES = (
     "ibdata.models",
     "ibdata.exceptions",
     "ibdata.pacing",
+    "ibdata.store",
     "ibdata.cache",
+    "ibdata.postgres",
     "ibdata.registry",
     "ibdata.sim",
 )

@@ -54,9 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache",
         default=None,
-        metavar="PATH",
-        help="bar cache file shared by every request's range downloads "
-        "(default $IBDATA_CACHE; no cache when neither is set)",
+        metavar="STORE",
+        help="bar store shared by every request's range downloads, a path or a "
+        "postgresql:// URL (default $IBDATA_CACHE; no cache when neither is set)",
     )
     parser.add_argument(
         "--timeout",

@@ -58,6 +58,7 @@ Safety:
   written by a newer ibdata) is never an error: it is renamed to
   ``<name>.corrupt-<UTC timestamp>`` and kept for inspection, a :class:`CacheWarning` says
   so, and an empty cache takes its place.
+
 The file has a schema version (:attr:`BarCache.SCHEMA_VERSION`), stored in SQLite's
 ``user_version``; the file is marked as an ibdata cache through SQLite's
 ``application_id``. Files of versions 2 (before checksums) and 3 (before the shared pacing

@@ -5,7 +5,7 @@ A store keeps final bars of each series (:class:`SeriesKey`) with the intervals 
 each contract's head timestamp, and, for clients that share a TWS login, the pacing ledger
 and the leases that let many processes and hosts share IB's budget without ever breaking
 its rules or requesting the same chunk twice (see :doc:`/sharing`). Two backends implement
-:class:`BarStore` and pass one test suite:
+:class:`~ibdata.store.BarStore` and pass one test suite:
 
 * :class:`ibdata.cache.BarCache`: one SQLite file, the default; every process of one
   machine may share it.
@@ -46,6 +46,7 @@ __all__ = [
     "CacheInfo",
     "CacheWarning",
     "CachedBars",
+    "Copied",
     "SeriesKey",
     "StoreError",
     "copy_store",
@@ -80,7 +81,8 @@ def _column_key(column: array[Any]) -> bytes:
 
 @attrs.frozen
 class CachedBars:
-    """Bars of one series as eight columns, the form a :class:`BarStore` stores and loads.
+    """Bars of one series as eight columns, the form a :class:`~ibdata.store.BarStore`
+    stores and loads.
 
     Columns given as ``array.array`` of the right type (``'d'``, and ``'q'`` for ``count``)
     are kept without a copy, so do not modify them afterwards; any other iterable of numbers
@@ -215,7 +217,7 @@ class SeriesKey:
 
 @attrs.frozen
 class CacheInfo:
-    """A summary of a store, as returned by :meth:`BarStore.info`.
+    """A summary of a store, as returned by :meth:`ibdata.store.BarStore.info`.
 
     Attributes:
         path: The cache file of a SQLite store; for PostgreSQL, None.
@@ -358,7 +360,7 @@ class BarStore(abc.ABC):
     @property
     @abc.abstractmethod
     def location(self) -> str:
-        """Where the store is: a file path, or a URL without its password."""
+        """The store's file path, or its URL without the password."""
 
     @property
     @abc.abstractmethod
@@ -391,10 +393,11 @@ class BarStore(abc.ABC):
             nothing of the range is covered, empty when all of it is (or ``start == end``).
 
         Raises:
-            TypeError: ``key`` is not a :class:`SeriesKey`, or a time is not a number.
+            TypeError: ``key`` is not a :class:`~ibdata.store.SeriesKey`, or a time is not a number.
             ValueError: A time is not finite, ``start`` is after ``end``, or the store is
                 closed.
-            OSError: The store cannot be read (:class:`StoreError`, :class:`TimeoutError`).
+            OSError: The store cannot be read (:class:`~ibdata.store.StoreError`,
+                :class:`TimeoutError`).
         """
         lo, hi = _interval(start, end)
         return _gaps(self.covered(key, lo, hi), lo, hi)
@@ -505,9 +508,9 @@ def is_url(target: object) -> bool:
 
 
 def open_store(target: str | os.PathLike[str] | BarStore) -> BarStore:
-    """The store named by ``target``: a :class:`BarStore` as given, a ``postgresql://`` (or
-    ``postgres://``) URL as a :class:`~ibdata.postgres.PostgresStore`, anything else as
-    the path of a :class:`~ibdata.cache.BarCache` file (``~`` expanded).
+    """The store named by ``target``: a :class:`~ibdata.store.BarStore` as given, a
+    ``postgresql://`` (or ``postgres://``) URL as a :class:`~ibdata.postgres.PostgresStore`,
+    anything else as the path of a :class:`~ibdata.cache.BarCache` file (``~`` expanded).
 
     Args:
         target: A path, a URL or a store.
@@ -536,7 +539,13 @@ def open_store(target: str | os.PathLike[str] | BarStore) -> BarStore:
 
 @attrs.frozen
 class Copied:
-    """What :func:`copy_store` copied: series, bars and head timestamps."""
+    """What :func:`copy_store` copied.
+
+    Attributes:
+        series: How many series (each with its covered intervals).
+        bars: How many bars.
+        heads: How many head timestamps.
+    """
 
     series: int
     bars: int
@@ -562,7 +571,8 @@ def copy_store(source: BarStore, target: BarStore) -> Copied:
         How many series, bars and head timestamps were copied.
 
     Raises:
-        OSError: Either store cannot be used (:class:`StoreError`, :class:`TimeoutError`).
+        OSError: Either store cannot be used (:class:`~ibdata.store.StoreError`,
+            :class:`TimeoutError`).
     """
     series = bars = 0
     for key in source.series_keys():
