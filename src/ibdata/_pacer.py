@@ -99,6 +99,17 @@ class Pacer:
             self._cond.notify_all()
 
 
+def longest_window(rules: PacingRules) -> float:
+    """The longest window of ``rules`` on the caller's clock: how long a record of sent
+    requests must be kept to apply them."""
+    return max(
+        rules.effective_identical_window,
+        rules.effective_burst_window,
+        rules.effective_window,
+        rules.effective_soft_window or 0.0,
+    )
+
+
 def minimum_time(rules: PacingRules, requests: Iterable[PacedRequest]) -> float:
     """The least time in which ``requests`` can be sent one after another under ``rules``.
 
@@ -181,13 +192,7 @@ class Ledger:
         self._margined = with_margin(self.rules)
         self._lock = threading.Lock()
         self._sent: deque[tuple[float, object, PacedRequest]] = deque()
-        r = self._margined
-        self._keep = max(
-            r.effective_identical_window,
-            r.effective_burst_window,
-            r.effective_window,
-            r.effective_soft_window or 0.0,
-        )
+        self._keep = longest_window(self._margined)
 
     def record(self, key: object, request: PacedRequest, now: float) -> None:
         """Note that ``request`` (named by ``key``) was sent at ``now``. A request no rule

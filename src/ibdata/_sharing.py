@@ -23,7 +23,7 @@ import uuid
 import warnings
 from collections.abc import Hashable, Sequence
 
-from ibdata._pacer import Pacer, with_margin
+from ibdata._pacer import Pacer, longest_window, with_margin
 from ibdata.exceptions import RequestTimeoutError
 from ibdata.pacing import PacedRequest, PacingRules, PacingTracker
 from ibdata.store import BarStore, CacheWarning, Decide
@@ -90,13 +90,7 @@ class SharedPacer:
         self._leases: dict[Hashable, str] = {}
         self._lock = threading.Lock()
         self._down_until = 0.0
-        r = self._margined
-        self._keep = max(
-            r.effective_identical_window,
-            r.effective_burst_window,
-            r.effective_window,
-            r.effective_soft_window or 0.0,
-        )
+        self._keep = longest_window(self._margined)
         self.waited = 0.0
 
     def _counted(self, request: PacedRequest) -> bool:

@@ -31,7 +31,8 @@ import threading
 import zlib
 from array import array
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Final, TypeVar
 
 import attrs
 
@@ -39,6 +40,7 @@ from ibdata.models import WhatToShow
 from ibdata.store import (
     BarStore,
     CachedBars,
+    CacheInfo,
     Decide,
     SeriesKey,
     Window,
@@ -211,6 +213,8 @@ class SqlStore(BarStore):
     """The operations of :class:`~ibdata.store.BarStore` over SQL, for both backends."""
 
     _queries: Queries
+    #: The backend's name in :class:`~ibdata.store.CacheInfo`.
+    backend: ClassVar[str]
 
     def __init__(self, *, lease_seconds: float) -> None:
         if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, (int, float)):
@@ -523,6 +527,24 @@ class SqlStore(BarStore):
             )
             for c, w, r, h, _ in self._run(work, write=False)
         ]
+
+    def _info(self, conn: Any, *, path: Path | None, version: int, size: int) -> CacheInfo:
+        """The store's summary, read in ``conn``'s transaction."""
+        series, bars, covered, oldest, newest, logins, leases = self._counts(conn)
+        return CacheInfo(
+            path=path,
+            size_bytes=int(size),
+            schema_version=int(version),
+            series=int(series),
+            bars=int(bars),
+            covered_seconds=float(covered),
+            oldest=None if oldest is None else float(oldest),
+            newest=None if newest is None else float(newest),
+            backend=self.backend,
+            location=self.location,
+            logins=int(logins),
+            leases=int(leases),
+        )
 
     def _counts(self, conn: Any) -> tuple[Any, ...]:
         """series, bars, covered seconds, oldest, newest, logins, live leases."""

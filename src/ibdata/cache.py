@@ -80,7 +80,7 @@ import time as _time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Final, Literal, TypeVar
+from typing import ClassVar, Final, Literal, TypeVar
 
 from ibdata._sqlstore import (
     BAR_TABLES,
@@ -329,6 +329,7 @@ class BarCache(SqlStore):
     SCHEMA_VERSION: ClassVar[int] = 4
 
     _queries = _QUERIES
+    backend = "sqlite"
 
     def __init__(
         self,
@@ -554,31 +555,15 @@ class BarCache(SqlStore):
             TimeoutError: The file stayed locked for ``timeout`` seconds.
         """
 
-        def work(conn: sqlite3.Connection) -> tuple[Any, ...]:
+        def work(conn: sqlite3.Connection) -> CacheInfo:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            return (version, *self._counts(conn))
+            size = 0
+            for name in (str(self._path), f"{self._path}-wal"):
+                with contextlib.suppress(FileNotFoundError):
+                    size += os.stat(name).st_size
+            return self._info(conn, path=self._path, version=version, size=size)
 
-        version, series, bars, covered, oldest, newest, logins, leases = self._run(
-            work, write=False
-        )
-        size = 0
-        for name in (str(self._path), f"{self._path}-wal"):
-            with contextlib.suppress(FileNotFoundError):
-                size += os.stat(name).st_size
-        return CacheInfo(
-            path=self._path,
-            size_bytes=size,
-            schema_version=int(version),
-            series=int(series),
-            bars=int(bars),
-            covered_seconds=float(covered),
-            oldest=None if oldest is None else float(oldest),
-            newest=None if newest is None else float(newest),
-            backend="sqlite",
-            location=str(self._path),
-            logins=int(logins),
-            leases=int(leases),
-        )
+        return self._run(work, write=False)
 
     def clear(self) -> None:
         """Delete all bars, covered intervals and head timestamps, keeping the file.

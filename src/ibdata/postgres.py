@@ -163,6 +163,7 @@ class PostgresStore(SqlStore):
     SCHEMA_VERSION: ClassVar[int] = 4
 
     _queries = _QUERIES
+    backend = "postgresql"
 
     def __init__(
         self,
@@ -375,7 +376,7 @@ class PostgresStore(SqlStore):
             StoreError: The server cannot be reached.
         """
 
-        def work(conn: Any) -> tuple[Any, ...]:
+        def work(conn: Any) -> CacheInfo:
             version = conn.execute(
                 "SELECT value FROM meta WHERE key = 'schema_version'"
             ).fetchone()[0]
@@ -385,25 +386,9 @@ class PostgresStore(SqlStore):
                 "WHERE n.nspname = ? AND c.relkind = 'r'",
                 (SCHEMA,),
             ).fetchone()[0]
-            return (version, size, *self._counts(conn))
+            return self._info(conn, path=None, version=int(version), size=int(size))
 
-        version, size, series, bars, covered, oldest, newest, logins, leases = self._run(
-            work, write=False
-        )
-        return CacheInfo(
-            path=None,
-            size_bytes=int(size),
-            schema_version=int(version),
-            series=int(series),
-            bars=int(bars),
-            covered_seconds=float(covered),
-            oldest=None if oldest is None else float(oldest),
-            newest=None if newest is None else float(newest),
-            backend="postgresql",
-            location=self._location,
-            logins=int(logins),
-            leases=int(leases),
-        )
+        return self._run(work, write=False)
 
     def clear(self) -> None:
         """Delete all bars, covered intervals and head timestamps; the ledger and leases
