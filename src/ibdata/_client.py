@@ -728,8 +728,8 @@ class Client:
         instrument: str | ContractSpec,
         *,
         duration: str | None = None,
-        start: dt.datetime | None = None,
-        end: dt.datetime | None = None,
+        start: dt.datetime | dt.date | str | None = None,
+        end: dt.datetime | dt.date | str | None = None,
         bar_size: BarSize | str = BarSize.ONE_HOUR,
         what_to_show: WhatToShow | str = WhatToShow.TRADES,
         use_rth: bool = False,
@@ -751,8 +751,10 @@ class Client:
             instrument: a product code, a symbol or a ContractSpec (see :meth:`resolve`).
             duration: IB's duration ``"<n> <S|D|W|M|Y>"``: ``"3600 S"``, ``"1 D"``, ``"1 W"``,
                 ``"1 M"``, ``"1 Y"`` (at most 365 D, 52 W, 12 M). Not with ``start``.
-            start: the range's start, timezone-aware. Not with ``duration``.
-            end: timezone-aware; None means now.
+            start: the range's start: an aware datetime, a date (00:00 UTC), or an ISO 8601
+                string (``"2025-03-12"``, ``"2025-03-12T15:00Z"``); a time without a zone
+                is refused, as in the CLI and REST. Not with ``duration``.
+            end: the same forms; None means now.
             bar_size: a :class:`~ibdata.models.BarSize` or IB's string (``"1 hour"``).
             what_to_show: a :class:`~ibdata.models.WhatToShow` or IB's string.
             use_rth: only bars inside regular trading hours.
@@ -801,9 +803,9 @@ class Client:
         show = v.what_to_show(what_to_show)
         if start is not None and duration is not None:
             raise ValueError("give either start (a range) or duration, not both")
-        begin = v.optional_aware(start, "start")
+        begin = v.optional_when(start, "start")
         span = v.duration(duration if duration is not None else "1 D")
-        end_at = v.optional_aware(end, "end")
+        end_at = v.optional_when(end, "end")
         rth = v.flag(use_rth, "use_rth")
         if progress is not None and not callable(progress):
             raise TypeError(f"progress must be callable, got {progress!r}")
@@ -836,8 +838,8 @@ class Client:
         self,
         instrument: str | ContractSpec,
         *,
-        start: dt.datetime,
-        end: dt.datetime | None = None,
+        start: dt.datetime | dt.date | str,
+        end: dt.datetime | dt.date | str | None = None,
         bar_size: BarSize | str = BarSize.ONE_HOUR,
         what_to_show: WhatToShow | str = WhatToShow.TRADES,
         use_rth: bool = False,
@@ -900,8 +902,8 @@ class Client:
         """
         size = v.bar_size(bar_size)
         show = v.what_to_show(what_to_show)
-        begin = v.aware(start, "start")
-        end_at = v.optional_aware(end, "end")
+        begin = v.when(start, "start")
+        end_at = v.optional_when(end, "end")
         rth = v.flag(use_rth, "use_rth")
         spec = self.resolve(instrument, sec_type=sec_type, exchange=exchange, currency=currency)
         limit, deadline = self._deadline(timeout)

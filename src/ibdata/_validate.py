@@ -75,6 +75,51 @@ def duration(value: object) -> str:
     return value
 
 
+#: The one rule for times, in every face (Python, CLI, REST): what a time without a zone gets.
+NO_ZONE = (
+    "has no time zone, and ibdata never guesses one: add Z for UTC "
+    "(2025-03-12T15:00Z) or an offset (2025-03-12T10:00-05:00); a date alone "
+    "(2025-03-12) means 00:00 UTC"
+)
+
+
+def when(value: object, name: str) -> dt.datetime:
+    """A point in time, by the one rule of every face of ibdata: an aware datetime; a date
+    (00:00 UTC of it); or an ISO 8601 string: a date alone is 00:00 UTC, a date-time needs
+    ``Z`` or an offset. A naive datetime or a zone-less date-time string is refused with
+    :data:`NO_ZONE`, whichever face it came through."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                f"{name} is not an ISO 8601 date or time: {value!r} (e.g. 2025-03-12, "
+                "2025-03-12T15:00Z, 2025-03-12T10:00-05:00)"
+            ) from None
+        if parsed.tzinfo is None:
+            if len(text) <= 10 and "T" not in text.upper() and " " not in text:  # a date alone
+                return parsed.replace(tzinfo=dt.timezone.utc)
+            raise ValueError(f"{name} {value!r} {NO_ZONE}")
+        return parsed
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name} {value.isoformat()!r} {NO_ZONE}")
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    raise TypeError(
+        f"{name} must be an aware datetime, a date or an ISO 8601 string, got {value!r}"
+    )
+
+
+def optional_when(value: object, name: str) -> dt.datetime | None:
+    """None, or :func:`when`."""
+    return None if value is None else when(value, name)
+
+
 def aware(value: object, name: str) -> dt.datetime:
     """A timezone-aware datetime; naive ones are refused (ibdata never guesses a zone)."""
     if not isinstance(value, dt.datetime):

@@ -30,9 +30,10 @@ login, IB's pacing budget (see the "Sharing" guide).
 
 Decisions, also stated in ``--help``:
 
-- ``--start``/``--end`` are ISO 8601: ``2025-03-12``, ``2025-03-12T15:00``,
-  ``2025-03-12T15:00:00Z``, ``2025-03-12T10:00-05:00``. A date alone is 00:00 and a time
-  without ``Z`` or an offset is UTC. ``--end`` defaults to now.
+- ``--start``/``--end`` are ISO 8601: ``2025-03-12``, ``2025-03-12T15:00Z``,
+  ``2025-03-12T10:00-05:00``. A date alone is 00:00 UTC; a time without ``Z`` or an offset
+  is refused, as in Python and REST (ibdata never guesses a zone). ``--end`` defaults to
+  now.
 - ``--duration`` (default ``1 D``) is one request to IB, back from ``--end`` (default: now).
   ``--start`` is a range download: split, paced, and cached in ``--cache STORE`` (default
   :func:`default_cache`; ``--no-cache`` keeps none). Only ranges use the cache.
@@ -173,18 +174,12 @@ def _request_limit(value: int) -> int:
 
 
 def _when(text: str) -> dt.datetime:
-    """An ISO 8601 date or date-time; ``Z`` or an offset, else UTC."""
-    raw = text.strip()
-    if raw[-1:] in ("Z", "z"):
-        raw = raw[:-1] + "+00:00"
+    """An ISO 8601 date (00:00 UTC) or a date-time with ``Z`` or an offset: the rule of
+    every face of ibdata (``ibdata._validate.when``)."""
     try:
-        value = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO 8601 date or time: {text!r} (e.g. 2025-03-12, 2025-03-12T15:00Z, "
-            "2025-03-12T10:00-05:00)"
-        ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return v.when(text, "the time")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("the time ")) from None
 
 
 # ---------------------------------------------------------------------- the parser
@@ -316,7 +311,7 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         description=(
             "Historical bars: --duration back from --end (one request to IB), or the range "
             "[--start, --end) (split, paced and cached). Times are ISO 8601: a date alone "
-            "is 00:00, and a time without Z or an offset is UTC. Bar times are printed in "
+            "is 00:00 UTC, and a time needs Z or an offset. Bar times are printed in "
             "UTC with Z for intraday bars and as YYYY-MM-DD session dates for daily and "
             "longer bars."
         ),
