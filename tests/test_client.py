@@ -236,7 +236,9 @@ def test_tws_validation_error_is_raised(client: Client) -> None:
         ({"what_to_show": "TRADE"}, ValueError, "what_to_show must be one of"),
         ({"duration": "400 D"}, ValueError, "365"),
         ({"duration": "1D"}, ValueError, "duration"),
-        ({"end": dt.datetime(2025, 3, 1)}, ValueError, "timezone-aware"),
+        ({"end": dt.datetime(2025, 3, 1)}, ValueError, "end .* has no time zone"),
+        ({"end": "2025-03-01T15:00"}, ValueError, "end .* has no time zone"),
+        ({"end": 20250301}, TypeError, "end must be an aware datetime, a date or an ISO"),
         ({"use_rth": 1}, TypeError, "use_rth"),
         ({"timeout": -1}, ValueError, "timeout"),
         ({"timeout": 1e10}, ValueError, "timeout"),  # longer than a lock can wait

@@ -325,8 +325,28 @@ def test_start_and_duration_are_exclusive(make_client: Any) -> None:
         client.get_historical_bars(
             "AAPL", start=dt.datetime(2025, 3, 1, tzinfo=UTC), duration="1 D"
         )
-    with pytest.raises(ValueError, match="timezone-aware"):
+    with pytest.raises(ValueError, match="has no time zone"):
         client.get_historical_bars("AAPL", start=dt.datetime(2025, 3, 1))
+
+
+def test_times_by_one_rule(make_client: Any) -> None:
+    """A range given as ISO strings or dates is the same range as aware datetimes: a date
+    alone is 00:00 UTC, a string with Z or an offset is that instant."""
+    client = make_client()
+    as_datetimes = client.get_historical_bars(
+        "AAPL",
+        start=dt.datetime(2025, 3, 10, tzinfo=UTC),
+        end=dt.datetime(2025, 3, 11, 14, 0, tzinfo=UTC),
+        bar_size="1 hour",
+    )
+    as_strings = client.get_historical_bars(
+        "AAPL", start="2025-03-10", end="2025-03-11T10:00-04:00", bar_size="1 hour"
+    )
+    as_dates = client.get_historical_bars(
+        "AAPL", start=dt.date(2025, 3, 10), end="2025-03-11T14:00Z", bar_size="1 hour"
+    )
+    assert list(as_strings) == list(as_datetimes) == list(as_dates)
+    assert as_strings.start == dt.datetime(2025, 3, 10, tzinfo=UTC)
 
 
 def test_corrupt_cache_file_is_rebuilt(paced_sim: Simulator, tmp_path: Path) -> None:

@@ -27,8 +27,9 @@ Endpoints
     into requests IB accepts, paced, merged); the answer's ``duration`` is then null.
   - ``secType``, ``exchange``, ``currency``: override the contract's fields.
 
-  Times are ISO 8601 with an offset or ``Z`` (``2025-03-12T15:00:00Z``) or IB's UTC form
-  ``20250312-15:00:00``; a time without a zone is a 400. The answer has ``symbol``,
+  Times are ISO 8601 with an offset or ``Z`` (``2025-03-12T15:00:00Z``), a date alone
+  (00:00 UTC), or IB's UTC form ``20250312-15:00:00``; a time without a zone is a 400,
+  with the message Python and the CLI give. The answer has ``symbol``,
   ``duration``, ``barSize``, ``whatToShow``, ``useRTH``, ``start``, ``end``, ``contract``,
   ``data``, ``count`` and ``durationMs``. Each bar's ``time`` is ``YYYYMMDD`` (the session
   date) for daily and longer bars and ISO 8601 UTC with ``Z`` for intraday bars;
@@ -99,6 +100,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ibdata import _validate as v
 from ibdata._client import Client
 from ibdata._version import __version__
 from ibdata.exceptions import (
@@ -293,16 +295,8 @@ def _time(text: str | None, name: str) -> dt.datetime | None:
         return None
     if _IB_UTC.fullmatch(text):
         return dt.datetime.strptime(text, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
-    try:
-        value = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
-        raise ValueError(
-            f"{name} must be ISO 8601 with an offset or Z (2025-03-12T15:00:00Z) or IB's "
-            f"UTC form yyyymmdd-hh:mm:ss; got {text!r}"
-        )
-    return value
+    # the rule of every face: a date alone is 00:00 UTC, a time needs Z or an offset
+    return v.when(text, name)
 
 
 def _iso(value: dt.date | None) -> str | None:
