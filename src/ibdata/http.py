@@ -102,6 +102,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ibdata import _validate as v
 from ibdata._client import Client
+from ibdata._docs_ui import add_docs
 from ibdata._version import __version__
 from ibdata.exceptions import (
     AmbiguousContractError,
@@ -504,7 +505,15 @@ def create_app(
             if managed:
                 await run_in_threadpool(ib.close)
 
-    app = _App(title="ibdata", version=__version__, description=__doc__ or "", lifespan=lifespan)
+    app = _App(
+        title="ibdata",
+        version=__version__,
+        description=__doc__ or "",
+        lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN; add_docs serves installed files
+        redoc_url=None,
+    )
+    add_docs(app)
     app.state.client = client
     app.add_middleware(_AccessLog)
     for cls in (IBDataError, ValueError, TypeError, Exception):
