@@ -727,3 +727,29 @@ def test_message_rate_is_checked(rate: object, error: type[Exception]) -> None:
     """A message rate that is not a positive finite number is refused, naming the option."""
     with pytest.raises(error, match="max_message_rate"):
         Client(max_message_rate=rate)  # type: ignore[arg-type]
+
+
+def test_the_exchange_implies_the_currency(client: Client) -> None:
+    """A plain symbol on an exchange that trades in one currency takes it (EUREX: EUR), so
+    the Bund is found without currency=; given currencies and registry products win."""
+    assert client.resolve("GBL", sec_type="FUT", exchange="EUREX").currency == "EUR"
+    assert client.resolve("GBL", sec_type="FUT", exchange="eurex").currency == "EUR"
+    assert client.resolve("GBL", exchange="EUREX", currency="USD").currency == "USD"
+    assert client.resolve("AAPL", exchange="SMART").currency == "USD"
+    assert client.resolve("UST10Y", exchange="EUREX").currency == "USD"  # the product's own
+    details = client.get_contract_details("GBL", sec_type="FUT", exchange="EUREX")
+    assert details
+    assert {d.contract.currency for d in details} == {"EUR"}
+
+
+def test_an_assumed_currency_is_named_when_nothing_is_found(client: Client) -> None:
+    """A lookup that fails under the default USD says that USD was assumed; one with the
+    currency given does not."""
+    with pytest.raises(ContractNotFoundError, match="ibdata assumed currency USD") as raised:
+        client.get_contract_details("GBL", sec_type="FUT", exchange="CME")
+    assert raised.value.code == 200
+    with pytest.raises(ContractNotFoundError, match="assumed currency USD"):
+        client.get_historical_bars("GBL", sec_type="FUT", exchange="CME", duration="1 D")
+    with pytest.raises(ContractNotFoundError) as given:
+        client.get_contract_details("GBL", sec_type="FUT", exchange="CME", currency="USD")
+    assert "assumed" not in str(given.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -9,7 +10,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
@@ -50,7 +51,7 @@ from ibdata.models import (
     WhatToShow,
 )
 from ibdata.pacing import PacedRequest, PacingRules
-from ibdata.registry import ProductRegistry, default_registry
+from ibdata.registry import EXCHANGE_CURRENCIES, ProductRegistry, default_registry
 from ibdata.store import BarStore, open_store
 
 log = logging.getLogger(__name__)
@@ -618,6 +619,12 @@ class Client:
         ``sec_type``/``exchange``/``currency`` say otherwise), or a ContractSpec (the
         keyword arguments, when given, override its fields). Sends nothing.
 
+        A plain symbol given an exchange whose contracts all trade in one currency and no
+        currency takes that exchange's (``EUREX`` → EUR, ``ICEEU`` → GBP; the table is
+        :data:`ibdata.registry.EXCHANGE_CURRENCIES`); on other exchanges it stays USD, and
+        when IB then knows no such contract, the
+        :class:`~ibdata.exceptions.ContractNotFoundError` says that USD was assumed.
+
         Raises:
             ValueError: an argument is invalid.
             TypeError: ``instrument`` is neither a string nor a ContractSpec.
@@ -647,9 +654,40 @@ class Client:
             raise TypeError(
                 f"instrument must be a product code, a symbol or a ContractSpec, got {instrument!r}"
             )
+        if (
+            isinstance(instrument, str)
+            and currency is None
+            and "exchange" in overrides
+            and self.registry.lookup(instrument) is None
+        ):
+            implied = EXCHANGE_CURRENCIES.get(overrides["exchange"].upper())
+            if implied is not None:
+                overrides["currency"] = implied
         if overrides:
             spec = attrs.evolve(spec, **overrides)
         return spec
+
+    @contextlib.contextmanager
+    def _assumed_currency(
+        self, instrument: object, currency: object, spec: ContractSpec
+    ) -> Iterator[None]:
+        """Add to a ContractNotFoundError that ibdata assumed the currency (USD, the default
+        of a plain symbol) when the caller gave none."""
+        try:
+            yield
+        except ContractNotFoundError as exc:
+            assumed = (
+                currency is None
+                and isinstance(instrument, str)
+                and self.registry.lookup(instrument) is None
+            )
+            if not assumed:
+                raise
+            note = (
+                f" (ibdata assumed currency {spec.currency}, the default for a plain symbol; "
+                "give currency= if the contract trades in another)"
+            )
+            raise ContractNotFoundError(exc.code, exc.message + note, exc.req_id) from exc
 
     def get_contract_details(
         self,
@@ -684,7 +722,8 @@ class Client:
             include_expired=include_expired,
         )
         limit, deadline = self._deadline(timeout)
-        return self._contract_details(spec, limit, deadline)
+        with self._assumed_currency(instrument, currency, spec):
+            return self._contract_details(spec, limit, deadline)
 
     def _contract_details(
         self, spec: ContractSpec, limit: float, deadline: float
@@ -705,6 +744,19 @@ class Client:
         details: list[ContractDetails] = self._wait(conn, p, limit, deadline)
         self._details[spec] = (time.monotonic(), details)
         return details
+
+    def _contract_for(
+        self,
+        instrument: object,
+        currency: object,
+        spec: ContractSpec,
+        limit: float,
+        deadline: float,
+    ) -> ContractDetails:
+        """The one contract of ``spec``, saying in a ContractNotFoundError when the currency
+        was assumed."""
+        with self._assumed_currency(instrument, currency, spec):
+            return self._one_contract(spec, limit, deadline)
 
     def _one_contract(self, spec: ContractSpec, limit: float, deadline: float) -> ContractDetails:
         cached = self._details.get(spec)
@@ -816,7 +868,14 @@ class Client:
             end_text = _convert.end_date_time(end_at)
 
             def one() -> Bars:
-                job = Job(spec, self._one_contract(spec, limit, deadline), size, show, rth, limit)
+                job = Job(
+                    spec,
+                    self._contract_for(instrument, currency, spec, limit, deadline),
+                    size,
+                    show,
+                    rth,
+                    limit,
+                )
                 return self._request_bars(job, end_text, span)
 
             # Identical requests in flight at the same moment (many threads, many REST
@@ -827,7 +886,14 @@ class Client:
         stop = _range_end(spec, size, begin, end_at)
 
         def run() -> Bars:
-            job = Job(spec, self._one_contract(spec, limit, deadline), size, show, rth, limit)
+            job = Job(
+                spec,
+                self._contract_for(instrument, currency, spec, limit, deadline),
+                size,
+                show,
+                rth,
+                limit,
+            )
             return self._engine.download(job, begin, stop, progress, most)
 
         if progress is not None:  # a caller watching its own progress runs its own download
@@ -908,7 +974,14 @@ class Client:
         spec = self.resolve(instrument, sec_type=sec_type, exchange=exchange, currency=currency)
         limit, deadline = self._deadline(timeout)
         stop = _range_end(spec, size, begin, end_at)
-        job = Job(spec, self._one_contract(spec, limit, deadline), size, show, rth, limit)
+        job = Job(
+            spec,
+            self._contract_for(instrument, currency, spec, limit, deadline),
+            size,
+            show,
+            rth,
+            limit,
+        )
         return self._engine.plan(job, begin, stop)
 
     def _paced(

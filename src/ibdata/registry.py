@@ -96,12 +96,49 @@ from ibdata.models import ContractSpec, SecType
 
 __all__ = [
     "DEFAULT_PRODUCTS",
+    "EXCHANGE_CURRENCIES",
     "MONTH_CODES",
     "ContractMonth",
     "Product",
     "ProductRegistry",
     "default_registry",
 ]
+
+EXCHANGE_CURRENCIES: Mapping[str, str] = MappingProxyType(
+    {
+        "EUREX": "EUR",
+        "IBIS": "EUR",
+        "SBF": "EUR",
+        "MONEP": "EUR",
+        "AEB": "EUR",
+        "ENEXT.BE": "EUR",
+        "BVME": "EUR",
+        "IDEM": "EUR",
+        "BM": "EUR",
+        "MEFFRV": "EUR",
+        "ICEEU": "GBP",
+        "LSE": "GBP",
+        "LSEETF": "GBP",
+        "EBS": "CHF",
+        "SWX": "CHF",
+        "OMS": "SEK",
+        "TSE": "CAD",
+        "CDE": "CAD",
+        "OSE.JPN": "JPY",
+        "TSEJ": "JPY",
+        "SEHK": "HKD",
+        "HKFE": "HKD",
+        "ASX": "AUD",
+        "SNFE": "AUD",
+        "KSE": "KRW",
+        "NSE": "INR",
+    }
+)
+"""The currency an exchange's contracts trade in, for a plain symbol given with an
+exchange but no currency (:meth:`ibdata.Client.resolve`): ``GBL`` on ``EUREX`` is in EUR,
+not the default USD. Exchanges that list contracts in several currencies (CME, SGX, ICE US,
+SMART) are not here, and a product of the registry or a currency given always wins. IB's
+exchange codes; ``TSE`` is Toronto, ``TSEJ`` Tokyo. Read-only."""
 
 MONTH_CODES: Mapping[str, int] = MappingProxyType(
     {
