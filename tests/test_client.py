@@ -753,3 +753,15 @@ def test_an_assumed_currency_is_named_when_nothing_is_found(client: Client) -> N
     with pytest.raises(ContractNotFoundError) as given:
         client.get_contract_details("GBL", sec_type="FUT", exchange="CME", currency="USD")
     assert "assumed" not in str(given.value)
+
+
+def test_repr_says_where_and_what_state(sim: Simulator, tmp_path: Path) -> None:
+    """``repr(Client)`` names the address, the client id, the state and the store."""
+    c = Client(sim.host, sim.port, client_id=7, cache=tmp_path / "c.sqlite", login="team")
+    assert repr(c) == (
+        f"<Client {sim.host}:{sim.port} client_id=7 not connected login='team' "
+        f"cache={str(tmp_path / 'c.sqlite')!r}>"
+    )
+    with c:
+        assert f"client_id=7 connected server_version={c.health().server_version} " in repr(c)
+    assert repr(c).endswith("closed login='team' cache=" + repr(str(tmp_path / "c.sqlite")) + ">")

@@ -384,6 +384,25 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        """``<Client 127.0.0.1:7497 client_id=12 connected server_version=200 cache=...>``:
+        where it connects, its state, and its store (never a password)."""
+        conn = self._conn
+        if self._closed:
+            state = "closed"
+        elif conn is not None and conn.ready:
+            state = f"connected server_version={conn.server_version}"
+        else:
+            state = "not connected"
+        parts = [f"{self.host}:{self.port}", f"client_id={self._last_client_id}", state]
+        if self.login != f"{self.host}:{self.port}":
+            parts.append(f"login={self.login!r}")
+        if self.cache is not None:
+            parts.append(f"cache={self.cache.location!r}")
+        if self.pacing is None:
+            parts.append("pacing=None")
+        return f"<Client {' '.join(parts)}>"
+
     def reconnect(self) -> None:
         """Drop the session and establish a new one now (a new random client id unless
         ``client_id`` was fixed). Pending requests fail with ConnectionLostError.
