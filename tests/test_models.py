@@ -1016,19 +1016,19 @@ def test_bars_to_dicts() -> None:
 
 
 def test_bars_to_pandas_intraday() -> None:
-    """to_pandas has a UTC DatetimeIndex named time and float64 columns."""
+    """to_pandas has a UTC DatetimeIndex named time, float64 prices and Int64 counts."""
     pd = pytest.importorskip("pandas")
     df = minute_bars(3).to_pandas()
     assert list(df.columns) == ["open", "high", "low", "close", "volume", "wap", "count"]
     assert df.index.name == "time"
     assert str(df.index.tz) == "UTC"
     assert df.index[0] == pd.Timestamp("2025-03-12 13:30", tz="UTC")
-    assert all(str(dtype) == "float64" for dtype in df.dtypes)
-    assert df["count"].tolist() == [10.0, 20.0, 30.0]
+    assert [str(dtype) for dtype in df.dtypes] == [*["float64"] * 4, "Int64", "float64", "Int64"]
+    assert df["count"].tolist() == [10, 20, 30]
 
 
 def test_bars_to_pandas_daily_and_missing_values() -> None:
-    """Daily bars index at midnight UTC of the session date; missing values are NaN."""
+    """Daily bars index at midnight UTC of the session date; missing values are NA."""
     pd = pytest.importorskip("pandas")
     df = daily_bars(2).to_pandas()
     assert list(df.index) == [
@@ -1036,7 +1036,7 @@ def test_bars_to_pandas_daily_and_missing_values() -> None:
         pd.Timestamp("2025-03-11", tz="UTC"),
     ]
     assert df[["volume", "wap", "count"]].isna().all().all()
-    assert all(str(dtype) == "float64" for dtype in df.dtypes)
+    assert [str(dtype) for dtype in df.dtypes] == [*["float64"] * 4, "Int64", "float64", "Int64"]
 
 
 def test_bars_to_pandas_empty() -> None:

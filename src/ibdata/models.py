@@ -33,6 +33,8 @@ from ibdata.pacing import BAR_SIZE_SECONDS
 
 if TYPE_CHECKING:
     import pandas  # type: ignore[import-untyped,unused-ignore]
+    import polars
+    from matplotlib.figure import Figure
 
 __all__ = [
     "Bar",
@@ -603,6 +605,27 @@ class ContractDetails:
             The identifier, or None when IB did not send one of that type.
         """
         return self.sec_ids.get(tag)
+
+    def __repr__(self) -> str:
+        # attrs' repr would list every trading session: thousands of characters.
+        sessions = self.trading_hours
+        hours = f"{len(sessions)} trading session{'' if len(sessions) == 1 else 's'}"
+        if sessions:
+            hours += f" {_iso(sessions[0].start)} .. {_iso(sessions[-1].end)}"
+        parts = [
+            self.contract.describe(),
+            f"con_id {self.contract.con_id}",
+            repr(self.long_name) if self.long_name else "",
+            self.time_zone_id,
+            hours,
+        ]
+        return f"<ContractDetails {', '.join(p for p in parts if p)}>"
+
+    def _repr_html_(self) -> str:
+        """A table of the main fields for notebooks."""
+        from ibdata import _frames
+
+        return _frames.details_html(self)
 
 
 # --------------------------------------------------------------------------- hours
@@ -1449,12 +1472,17 @@ class Bars(Sequence[Bar]):
     def to_pandas(self) -> pandas.DataFrame:
         """The bars as a pandas DataFrame (needs the optional extra ``ibdata[pandas]``).
 
-        The index is a UTC ``DatetimeIndex`` named ``"time"``: the bar's start for intraday
-        bars, and **midnight UTC of the session date** for daily, weekly and monthly bars
-        (a label for the date, not the instant the session opened). The columns ``open``,
-        ``high``, ``low``, ``close``, ``volume``, ``wap`` and ``count`` are all float64,
-        with NaN for missing values. The frame is a copy; changing it leaves the bars
-        alone.
+        The index is a UTC ``DatetimeIndex`` (``datetime64[us, UTC]``) named ``"time"``:
+        the bar's start for intraday bars, and **midnight UTC of the session date** for
+        daily, weekly and monthly bars (a label for the date, not the instant the session
+        opened). The columns ``open``, ``high``, ``low``, ``close`` and ``wap`` are
+        ``float64`` with NaN for missing values; ``count`` is pandas' nullable ``Int64``
+        with ``<NA>`` where IB sends no count; ``volume`` is ``Int64`` too when every volume
+        is a whole number and the contract is not a crypto currency, else ``float64`` (so
+        that nothing is rounded). The columns and their types are those of
+        :meth:`to_arrow` and :meth:`to_polars`. ``DataFrame.attrs`` holds what the bars are
+        (the keys of the Arrow schema metadata, see :meth:`to_arrow`). The frame is a copy;
+        changing it leaves the bars alone.
 
         Returns:
             A new DataFrame with one row per bar.
@@ -1462,42 +1490,88 @@ class Bars(Sequence[Bar]):
         Raises:
             ImportError: pandas is not installed; ``pip install 'ibdata[pandas]'``.
         """
-        try:
-            import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-        except ImportError as exc:
-            raise ImportError(
-                "Bars.to_pandas() needs pandas, an optional dependency of ibdata; "
-                "install it with: pip install 'ibdata[pandas]'"
-            ) from exc
-        import numpy as np
+        from ibdata import _frames
 
-        f64 = np.float64
-        times = np.array(self._time, dtype=f64)
-        if self._intraday:
-            micros = np.round(times * 1e6).astype(np.int64)
-            index = pd.to_datetime(micros, unit="us", utc=True)
-        else:
-            days = times.astype(np.int64) - _EPOCH_ORDINAL
-            index = pd.to_datetime(days, unit="D", utc=True)
-        volume = np.array(self._volume, dtype=f64)
-        vol_missing = np.isnan(volume) | (volume < 0)
-        volume[vol_missing] = np.nan
-        wap = np.array(self._wap, dtype=f64)
-        wap[(wap == -1.0) & vol_missing] = np.nan
-        count = np.array(self._count, dtype=np.int64).astype(f64)
-        count[count < 0] = np.nan
-        return pd.DataFrame(
-            {
-                "open": np.array(self._open, dtype=f64),
-                "high": np.array(self._high, dtype=f64),
-                "low": np.array(self._low, dtype=f64),
-                "close": np.array(self._close, dtype=f64),
-                "volume": volume,
-                "wap": wap,
-                "count": count,
-            },
-            index=pd.DatetimeIndex(index, name="time"),
-        )
+        return _frames.to_pandas(self)
+
+    def to_arrow(self) -> Any:
+        """The bars as a ``pyarrow.Table`` (needs the optional extra ``ibdata[arrow]``).
+
+        Columns, in order: ``time``, then ``open``, ``high``, ``low``, ``close`` (``double``),
+        ``volume`` (``int64``, or ``double`` as in :meth:`to_pandas`), ``wap`` (``double``)
+        and ``count`` (``int64``), with nulls where IB sends no value. ``time`` is
+        ``timestamp[us, tz=UTC]`` (the bar's start) for intraday bars and ``date32`` (the
+        session date) for daily, weekly and monthly bars. The schema metadata says what the
+        bars are: ``ibdata.contract`` (the :class:`Contract` as JSON, ``""`` when unknown),
+        ``ibdata.bar_size``, ``ibdata.what_to_show``, ``ibdata.use_rth`` (``"true"`` or
+        ``"false"``), ``ibdata.time_zone``, ``ibdata.start`` and ``ibdata.end`` (ISO 8601
+        UTC with ``Z``, ``""`` when unknown); Parquet files written from the table keep it.
+        The table is a copy.
+
+        Returns:
+            A new ``pyarrow.Table`` with one row per bar.
+
+        Raises:
+            ImportError: pyarrow is not installed; ``pip install 'ibdata[arrow]'``.
+        """
+        from ibdata import _frames
+
+        return _frames.to_arrow(self)
+
+    def to_polars(self) -> polars.DataFrame:
+        """The bars as a ``polars.DataFrame`` (needs the optional extra ``ibdata[polars]``).
+
+        The columns and their types are those of :meth:`to_arrow`: ``time`` is
+        ``Datetime("us", "UTC")`` for intraday bars and ``Date`` for daily and longer ones,
+        prices and ``wap`` ``Float64``, ``count`` ``Int64``, ``volume`` ``Int64`` or
+        ``Float64`` (as in :meth:`to_pandas`), nulls where IB sends no value. A polars
+        frame has no place for metadata: :meth:`to_arrow` carries it. Does not need
+        pyarrow.
+
+        Returns:
+            A new DataFrame with one row per bar.
+
+        Raises:
+            ImportError: polars is not installed; ``pip install 'ibdata[polars]'``.
+        """
+        from ibdata import _frames
+
+        return _frames.to_polars(self)
+
+    # ------------------------------------------------------------------ notebooks
+    def _repr_html_(self) -> str:
+        """A compact table for notebooks: what the bars are, their count, span, zone and
+        gaps, then the first and last five bars."""
+        from ibdata import _frames
+
+        return _frames.bars_html(self)
+
+    def plot(self, *, volume: bool = True, title: str | None = None) -> Figure:
+        """Draw the bars as candles, with their volume below (extra ``ibdata[plot]``).
+
+        Candles are green where the bar closed at or above its open, red where below; a
+        candle's wick spans its low and high. Bars are drawn one after another without
+        the time between them (no empty nights or weekends); the axis is labelled with the
+        bars' times, UTC for intraday bars and session dates for daily ones. Nothing is
+        shown by itself: a notebook displays the returned figure, and a script saves it
+        with ``fig.savefig("bars.png")``. matplotlib's global state (``pyplot``) is not
+        used.
+
+        Args:
+            volume: Draw the volume panel; it is left out anyway when the bars have no
+                volume (quote bars).
+            title: The title; by default the contract, bar size and what the bars show.
+
+        Returns:
+            A new ``matplotlib.figure.Figure``.
+
+        Raises:
+            ImportError: matplotlib is not installed; ``pip install 'ibdata[plot]'``.
+            ValueError: There are no bars.
+        """
+        from ibdata import _frames
+
+        return _frames.plot(self, volume=volume, title=title)
 
 
 # --------------------------------------------------------------------------- health
@@ -1673,6 +1747,29 @@ class Health:
         if self.connected_since is not None:
             object.__setattr__(self, "connected_since", self.connected_since.astimezone(UTC))
         object.__setattr__(self, "timestamp", self.timestamp.astimezone(UTC))
+
+    def __repr__(self) -> str:
+        farms: dict[FarmState, list[str]] = {}
+        for name, state in self.farms.items():
+            farms.setdefault(state, []).append(name)
+        farm_text = ", ".join(
+            f"{len(names)} {state.value}"
+            if state is FarmState.OK
+            else f"{state.value} {' '.join(names)}"
+            for state, names in farms.items()
+        )
+        parts = [
+            f"{self.host}:{self.port}",
+            f"client {self.client_id}" if self.client_id is not None else "",
+            f"server version {self.server_version}" if self.server_version is not None else "",
+            f"farms {farm_text}" if farm_text else "",
+            f"since {self.connected_since:%Y-%m-%dT%H:%M:%SZ}"
+            if self.connected_since is not None
+            else "",
+            f"{self.reconnect_count} reconnect{'' if self.reconnect_count == 1 else 's'}",
+            f"ibapi {self.ibapi_version}",
+        ]
+        return f"<Health {self.status}: {', '.join(p for p in parts if p)}>"
 
     def to_dict(self) -> dict[str, Any]:
         """The snapshot as JSON-ready values (for ``json.dumps`` and the REST adapter).
