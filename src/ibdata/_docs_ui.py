@@ -7,10 +7,10 @@ ReDoc 2.5.4 (npm's ``redoc``, MIT, with the one change that its sidebar logo is 
 the page's own address) and FastAPI's favicon (MIT). Only that package's files are used,
 never its code, which patches FastAPI for every app in the process.
 
-Nothing on these pages asks another host for anything: no Google Fonts, no favicon from
-fastapi.tiangolo.com, and no Swagger validator badge (``validatorUrl`` is off; Swagger UI
-would otherwise fetch one from validator.swagger.io whenever the page is not on localhost).
-The API uses a bearer token, not OAuth2, so there is no OAuth2 redirect page.
+Nothing on these pages asks another host for anything (tests/test_browser.py checks it in
+Chromium): no Google Fonts, no favicon from fastapi.tiangolo.com, and Swagger UI's
+``validatorUrl`` is off, so it never sends the schema's address to validator.swagger.io. The
+API uses a bearer token, not OAuth2, so there is no OAuth2 redirect page.
 """
 
 import importlib.util
