@@ -32,13 +32,16 @@ import datetime as dt
 import html
 import itertools
 import json
+import os
 from array import array
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
 
 import attrs
 
-from ibdata.models import _duration_text
+from ibdata.models import BarSize, _duration_text
 
 if TYPE_CHECKING:
     import pandas  # type: ignore[import-untyped,unused-ignore]
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from ibdata.models import Bars, ContractDetails
+    from ibdata.store import BarStore, SeriesKey
 
 UTC: Final = dt.timezone.utc
 _EPOCH_ORDINAL: Final = dt.date(1970, 1, 1).toordinal()
@@ -267,8 +271,9 @@ _LONG_GAP_DAYS: Final = {"1 week": 10, "1 month": 45}
 def gaps(bars: Bars) -> str:
     """Where the bars have holes, in a few words.
 
-    Intraday: how many spacings between bars are longer than one bar, and the longest
-    (nights and weekends count: ibdata knows no calendar here). Daily: how many weekdays
+    Intraday: how many holes there are between the end of one bar and the start of the
+    next, and the longest with where it starts (nights and weekends count: ibdata knows no
+    calendar here). Daily: how many weekdays
     between the first and the last bar have none (holidays, or missing sessions). Weekly and
     monthly: how many spacings exceed 10 or 45 days.
     """
@@ -278,14 +283,13 @@ def gaps(bars: Bars) -> str:
     pairs: Iterator[tuple[float, float]] = itertools.pairwise(times)
     if bars.intraday:
         step = bars.bar_size.seconds
-        found = [(b - a, a) for a, b in pairs if b - a > step + 1e-6]
+        # a hole runs from the end of one bar to the start of the next
+        found = [(b - a - step, a + step) for a, b in pairs if b - a > step + 1e-6]
         if not found:
             return "none"
         longest, after = max(found)
         span = _duration_text(dt.timedelta(seconds=longest))
-        return (
-            f"{len(found):,} longer than one bar (longest {span}, after {time_text(bars, after)})"
-        )
+        return f"{len(found):,} between bars (longest {span}, from {time_text(bars, after)})"
     if bars.bar_size.value in _LONG_GAP_DAYS:
         limit = _LONG_GAP_DAYS[bars.bar_size.value]
         missing = sum(1 for a, b in pairs if b - a > limit)
@@ -450,3 +454,122 @@ def plot(bars: Bars, *, volume: bool, title: str | None) -> Figure:
     bottom.xaxis.set_major_formatter(FuncFormatter(label))
     bottom.set_xlim(-0.8, n - 0.2)
     return fig
+
+
+# ---------------------------------------------------------------------- Parquet datasets
+#: Seconds since the epoch of 0001-01-01 and 10000-01-01: every time a store can hold.
+_FIRST_YEAR: Final = -62135596800.0
+_AFTER_LAST_YEAR: Final = 253402300800.0
+#: The name of the one file of each partition.
+PART_FILE: Final = "part-0.parquet"
+
+
+@attrs.frozen
+class Exported:
+    """One series written by :func:`export_parquet`: its key, how many bars, which files."""
+
+    key: SeriesKey
+    bars: int
+    files: tuple[Path, ...]
+
+
+def partition_path(key: SeriesKey, year: int) -> Path:
+    """The hive partition of one year of a series, relative to the dataset's directory:
+    ``bar_size=1%20day/con_id=265598/what_to_show=TRADES/hours=all/year=2025``. Values are
+    percent-encoded as Arrow writes them (the space of a bar size is ``%20``); DuckDB and
+    Polars decode them."""
+    return Path(
+        f"bar_size={quote(key.bar_size, safe='')}",
+        f"con_id={key.con_id}",
+        f"what_to_show={key.what_to_show}",
+        f"hours={'rth' if key.use_rth else 'all'}",
+        f"year={year}",
+    )
+
+
+def _year_start(year: int) -> float:
+    return dt.datetime(year, 1, 1, tzinfo=UTC).timestamp()
+
+
+def export_parquet(
+    store: BarStore,
+    directory: Path,
+    *,
+    con_ids: Collection[int] = (),
+    bar_sizes: Collection[str] = (),
+    what_to_show: Collection[str] = (),
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> list[Exported]:
+    """Write the bars a store holds as a hive-partitioned Parquet dataset, one file a year.
+
+    Each series of the store (narrowed to ``con_ids``, ``bar_sizes`` and ``what_to_show``
+    when given) is read whole for the years ``start`` and ``end`` touch (every year without
+    them), turned into Arrow by :func:`to_arrow` (so its schema is that of
+    :meth:`ibdata.models.Bars.to_arrow`, with ``ibdata.con_id`` in the metadata) and cut
+    into years: the UTC year of intraday bars, the year of the session date of daily ones.
+    Each year's bars replace the partition's one file, written to a temporary name first,
+    so that a reader never sees half a file and an export can be repeated or extended
+    without duplicate rows. Reads the store only: nothing is asked of TWS.
+
+    Raises:
+        OSError: The store cannot be read, or a file cannot be written.
+        ImportError: pyarrow is not installed.
+    """
+    from ibdata.models import Bars
+
+    try:
+        import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+    except ImportError as exc:
+        raise _missing_extra("A Parquet export", "pyarrow", "arrow") from exc
+    lo = _FIRST_YEAR if start is None else _year_start(start.astimezone(UTC).year)
+    if end is None:
+        hi = _AFTER_LAST_YEAR
+    else:
+        last = end.astimezone(UTC) - dt.timedelta(microseconds=1)
+        hi = _year_start(last.year + 1)
+    done: list[Exported] = []
+    for key in store.series_keys():
+        if (
+            (con_ids and key.con_id not in con_ids)
+            or (bar_sizes and key.bar_size not in bar_sizes)
+            or (what_to_show and key.what_to_show not in what_to_show)
+        ):
+            continue
+        cached = store.load(key, lo, max(lo, hi))
+        if not len(cached):
+            continue
+        size = BarSize(key.bar_size)
+        times = cached.time
+        if not size.intraday:
+            times = array("d", (_EPOCH_ORDINAL + t // 86400 for t in times))
+        bars = Bars.from_columns(
+            times,
+            cached.open,
+            cached.high,
+            cached.low,
+            cached.close,
+            cached.volume,
+            cached.wap,
+            cached.count,
+            bar_size=size,
+            what_to_show=key.what_to_show,
+            use_rth=key.use_rth,
+        )
+        table = to_arrow(bars)
+        meta = {**metadata(bars), "ibdata.con_id": str(key.con_id)}
+        table = table.replace_schema_metadata(meta)
+        years = pc.year(table.column("time"))
+        files = []
+        for year in sorted(set(years.to_pylist())):
+            part = table.filter(pc.equal(years, year))
+            folder = directory / partition_path(key, year)
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / PART_FILE
+            temporary = folder / f".{PART_FILE}.{os.getpid()}.tmp"
+            pq.write_table(part, temporary)
+            os.replace(temporary, target)
+            files.append(target)
+        done.append(Exported(key, len(bars), tuple(files)))
+    return done

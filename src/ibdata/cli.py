@@ -4,7 +4,7 @@ Commands::
 
     ibdata bars SYMBOL [--duration D | --start T [--end T]] [--bar-size S] [--what-to-show W]
                        [--rth] [--sec-type T] [--exchange X] [--currency C]
-                       [--format table|csv|json] [-o FILE] [--cache STORE | --no-cache]
+                       [--format table|csv|json|parquet] [-o FILE] [--cache STORE | --no-cache]
                        [--progress | --no-progress] [--max-requests N] [--dry-run]
     ibdata contract SYMBOL [--sec-type T] [--exchange X] [--currency C] [--include-expired]
                            [--format table|json] [-o FILE]
@@ -15,6 +15,9 @@ Commands::
     ibdata demo                   a simulator in-process, and data fetched from it
     ibdata cache info|clear [--cache STORE]
     ibdata cache copy SRC DST     every bar and head timestamp of one store into another
+    ibdata export DIR [--cache STORE] [--con-id N] [--bar-size S] [--what-to-show W]
+                      [--start T] [--end T]
+                                  what a store holds, as a hive-partitioned Parquet dataset
 
 ``bars``, ``contract`` and ``health`` talk to TWS / IB Gateway and take ``--host``,
 ``--port``, ``--client-id`` (defaults: ``$IB_HOST``, ``$IB_PORT``, ``$IB_CLIENT_ID``, else
@@ -46,7 +49,12 @@ Decisions, also stated in ``--help``:
   ``--progress`` / ``--no-progress`` force it on or off.
 - Bar times are ISO 8601 UTC with ``Z`` for intraday bars and ``YYYY-MM-DD`` session dates
   for daily and longer bars. CSV has the header ``time,open,high,low,close,volume,wap,count``
-  and empty fields for missing values; JSON is a list of objects with ``null`` for them.
+  and empty fields for missing values; JSON is a list of objects with ``null`` for them. A
+  whole volume is written as an integer (``602170``), as the REST adapter does.
+- ``--format parquet`` writes :meth:`ibdata.Bars.to_arrow` to ``-o FILE`` (required: a
+  usage error without it); ``export`` writes a store's bars as a hive-partitioned Parquet
+  dataset (``ibdata._frames.export_parquet``) and never contacts TWS.
+- ``ibdata cache`` without a subcommand prints its help and exits 0.
 - ``health`` connects and prints the session's state (``disconnected`` when it cannot
   connect); it exits 0 when the state is ``healthy``, 1 otherwise, with the reason on stderr.
 - Errors (:class:`ibdata.IBDataError`, ``ValueError``, ``TypeError``, ``OSError``) are one
@@ -83,6 +91,7 @@ import attrs
 
 from ibdata import _validate as v
 from ibdata._client import Client
+from ibdata._frames import number_text
 from ibdata._ibapi import release as ibapi_release
 from ibdata._progress import tqdm_progress
 from ibdata._serve import DEFAULT_MAX_RANGE_REQUESTS
@@ -165,6 +174,12 @@ def _number(text: str) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"not a number: {text!r}") from None
+
+
+def _con_id(value: int) -> int:
+    if value <= 0:
+        raise ValueError(f"a conId is a positive integer, got {value}")
+    return value
 
 
 def _request_limit(value: int) -> int:
@@ -349,7 +364,7 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="TRADES, MIDPOINT, BID, ASK, BID_ASK, ADJUSTED_LAST, ... (TRADES)",
     )
     bars.add_argument("--rth", action="store_true", help="only regular trading hours")
-    _format_argument(bars, "table", "csv", "json")
+    _format_argument(bars, "table", "csv", "json", "parquet")
     _output_argument(bars)
     cache_opts = bars.add_mutually_exclusive_group()
     cache_opts.add_argument(
@@ -426,7 +441,13 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     # ================================================================= end of serve
 
     sim = sub.add_parser(
-        "sim", parents=[options], help="run the TWS / IB Gateway simulator until interrupted"
+        "sim",
+        parents=[options],
+        help="run the TWS / IB Gateway simulator until interrupted",
+        description="Run the TWS / IB Gateway simulator until Ctrl-C or SIGTERM: a fake TWS "
+        "that speaks the real socket protocol, with generated bars and contracts for a "
+        "catalogue of instruments. Point ibdata, ibapi or any other TWS client at --host "
+        "and --port.",
     )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     sim.add_argument("--port", type=_port, default=7497, help="TCP port (7497; 0 = any free)")
@@ -514,16 +535,30 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     sim.set_defaults(run=_run_sim)
 
     demo = sub.add_parser(
-        "demo", parents=[options], help="start a simulator in-process and print data from it"
+        "demo",
+        parents=[options],
+        help="start a simulator in-process and print data from it",
+        description="Start a simulator in this process, connect to it, print a week of daily "
+        "AAPL bars, a day of hourly Euro-Bund bars and the next quarterly Euro-Bund "
+        "contract, and stop. Needs no TWS and no configuration.",
     )
     demo.set_defaults(run=lambda args: _run_demo())
 
     cache = sub.add_parser(
-        "cache", parents=[options], help="inspect, clear or copy the history engine's bar store"
+        "cache",
+        parents=[options],
+        help="inspect, clear or copy the history engine's bar store",
+        description="Inspect, clear or copy the history engine's bar store: a SQLite file or "
+        "a postgresql:// URL ($IBDATA_CACHE, else ~/.cache/ibdata/bars.sqlite).",
     )
-    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
-    for name, text in (("info", "show what the store holds"), ("clear", "delete every bar")):
-        c = cache_sub.add_parser(name, parents=[options], help=text)
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="SUBCOMMAND")
+    for name, text in (
+        ("info", "show where the store is, its size, series, bars and pacing ledger"),
+        ("clear", "delete every bar, covered interval and head timestamp (not the ledger)"),
+    ):
+        c = cache_sub.add_parser(
+            name, parents=[options], help=text, description=f"{text[0].upper()}{text[1:]}."
+        )
         c.add_argument(
             "--cache",
             "--path",
@@ -543,7 +578,66 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     copy.add_argument("source", metavar="SRC", help="the store to read, a path or a URL")
     copy.add_argument("target", metavar="DST", help="the store to write, a path or a URL")
-    cache.set_defaults(run=_run_cache)
+    cache.set_defaults(run=_run_cache, print_help=cache.print_help)
+
+    export = sub.add_parser(
+        "export",
+        parents=[options],
+        help="write the bars a store holds as a hive-partitioned Parquet dataset",
+        description="Write the bars the store holds, one file per series and year, under "
+        "DIR/bar_size=.../con_id=.../what_to_show=.../hours=all|rth/year=YYYY/part-0.parquet, "
+        "which DuckDB and Polars read directly. Reads the store only: it never contacts TWS "
+        "(download with 'ibdata bars --start' first). Each year written replaces that "
+        "partition's file, so an export can be repeated or extended.",
+    )
+    export.add_argument("directory", metavar="DIR", help="the dataset's directory")
+    export.add_argument(
+        "--cache",
+        dest="path",
+        metavar="STORE",
+        default=None,
+        help="the store, a path or a postgresql:// URL "
+        "(default: $IBDATA_CACHE, else ~/.cache/ibdata/bars.sqlite)",
+    )
+    export.add_argument(
+        "--con-id",
+        type=_checked(_con_id, _integer),
+        action="append",
+        default=[],
+        metavar="N",
+        help="only this contract (IB's conId, as 'ibdata contract' shows it; repeatable)",
+    )
+    export.add_argument(
+        "--bar-size",
+        type=_checked(v.bar_size),
+        action="append",
+        default=[],
+        metavar="SIZE",
+        help="only this bar size (repeatable)",
+    )
+    export.add_argument(
+        "--what-to-show",
+        type=_checked(v.what_to_show),
+        action="append",
+        default=[],
+        metavar="WHAT",
+        help="only bars of this kind: TRADES, MIDPOINT, ... (repeatable)",
+    )
+    export.add_argument(
+        "--start",
+        type=_when,
+        default=None,
+        metavar="TIME",
+        help="only the years from TIME's on (ISO 8601); each is written whole",
+    )
+    export.add_argument(
+        "--end",
+        type=_when,
+        default=None,
+        metavar="TIME",
+        help="only the years up to the one holding the last instant before TIME",
+    )
+    export.set_defaults(run=_run_export)
     return p
 
 
@@ -635,7 +729,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_ERROR
-    except (IBDataError, ValueError, TypeError, OSError) as exc:
+    except (IBDataError, ValueError, TypeError, OSError, ImportError) as exc:
         if debug:
             traceback.print_exc()
         message = str(exc) or type(exc).__name__
@@ -671,6 +765,12 @@ def _run_bars(args: argparse.Namespace) -> int:
     ranged = args.start is not None
     if args.dry_run and not ranged:
         args.usage_error("--dry-run plans a --start range; --duration is always one request")
+    if args.format == "parquet":
+        if args.dry_run:
+            args.usage_error("--format parquet writes bars; --dry-run prints a plan")
+        if args.output is None:
+            args.usage_error("--format parquet needs -o FILE: Parquet is not written to a terminal")
+        _parquet_writer()  # before connecting: a missing pyarrow costs no download
     cache = None
     if ranged and not args.no_cache:
         cache = _store_target(args.cache)
@@ -707,8 +807,24 @@ def _run_bars(args: argparse.Namespace) -> int:
                 f"{exc.max_requests} allows; shorten --start/--end, use a larger --bar-size, "
                 "or raise --max-requests (0: no limit). --dry-run shows the plan"
             ) from exc
+    if args.format == "parquet":
+        _parquet_writer()(bars.to_arrow(), args.output)
+        return 0
     _emit(_render_bars(bars, args.format), args.output)
     return 0
+
+
+def _parquet_writer() -> Callable[[Any, str], None]:
+    """``pyarrow.parquet.write_table``; ImportError naming the extra when pyarrow is missing."""
+    try:
+        import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        raise ImportError(
+            "--format parquet needs pyarrow, an optional dependency of ibdata; "
+            "install it with: pip install 'ibdata[arrow]'"
+        ) from None
+    write: Callable[[Any, str], None] = pq.write_table
+    return write
 
 
 def _run_contract(args: argparse.Namespace) -> int:
@@ -813,25 +929,23 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: int = 0)
     return "\n".join(lines) + "\n"
 
 
-def _number_text(value: float | int | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.8f}".rstrip("0").rstrip(".")
+def _whole(value: float | None) -> float | int | None:
+    """A volume as an int when it is whole (``602170``, not ``602170.0``), as REST writes it."""
+    return int(value) if value is not None and value.is_integer() else value
 
 
 def _render_bars(bars: Bars, form: str) -> str:
     rows = bars.to_dicts()
     for row in rows:
         row["time"] = _iso(row["time"])
+        row["volume"] = _whole(row["volume"])
     if form == "json":
         return _json_lines(rows)
     if form == "csv":
         return _csv(
             BAR_COLUMNS, [["" if r[c] is None else r[c] for c in BAR_COLUMNS] for r in rows]
         )
-    cells = [[r["time"]] + [_number_text(r[c]) for c in BAR_COLUMNS[1:]] for r in rows]
+    cells = [[r["time"]] + [number_text(r[c]) for c in BAR_COLUMNS[1:]] for r in rows]
     return _table(BAR_COLUMNS, cells, right=len(BAR_COLUMNS) - 1)
 
 
@@ -952,6 +1066,9 @@ def _run_sim(args: argparse.Namespace) -> int:
 def _run_cache(args: argparse.Namespace) -> int:
     from ibdata.store import open_store
 
+    if args.cache_command is None:  # a bare "ibdata cache": what can be done with it
+        args.print_help()
+        return 0
     if args.cache_command == "copy":
         return _run_cache_copy(args.source, args.target)
     target = _store_target(args.path)
@@ -988,6 +1105,45 @@ def _run_cache_copy(source: str, target: str) -> int:
             f"copied {copied.series:,} series, {copied.bars:,} bars and "
             f"{copied.heads:,} head timestamps from {src.location} to {dst.location}"
         )
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from ibdata._frames import export_parquet
+    from ibdata.store import open_store
+
+    target = _store_target(args.path)
+    if isinstance(target, Path) and not target.exists():
+        raise FileNotFoundError(f"no cache at {target}")
+    directory = Path(args.directory).expanduser()
+    with open_store(target) as store:
+        done = export_parquet(
+            store,
+            directory,
+            con_ids=set(args.con_id),
+            bar_sizes={size.value for size in args.bar_size},
+            what_to_show={what.value for what in args.what_to_show},
+            start=args.start,
+            end=args.end,
+        )
+        if not done:
+            held = len(store.series_keys())
+            raise ValueError(
+                f"no bars to export: {store.location} holds {held} series, none with bars "
+                "that --con-id, --bar-size, --what-to-show, --start and --end select"
+            )
+    for series in done:
+        key = series.key
+        hours = "regular trading hours" if key.use_rth else "all hours"
+        years = sorted(int(path.parent.name.removeprefix("year=")) for path in series.files)
+        span = f"{years[0]}" if len(years) == 1 else f"{years[0]}-{years[-1]}"
+        noun = "file" if len(series.files) == 1 else "files"
+        print(
+            f"con_id {key.con_id}, {key.bar_size} {key.what_to_show}, {hours}: "
+            f"{series.bars:,} bars in {len(series.files)} {noun} ({span})"
+        )
+    files = sum(len(series.files) for series in done)
+    print(f"wrote {files} Parquet {'file' if files == 1 else 'files'} under {directory}")
     return 0
 
 
