@@ -332,9 +332,11 @@ def test_use_rth_parses_booleans(api: httpx.Client, text: str, expected: bool) -
 @pytest.mark.parametrize(
     ("path", "params", "fragment"),
     [
-        ("/ib/market-data/AAPL", {"barSize": "1 sec"}, "bar_size"),
+        ("/ib/market-data/AAPL", {"barSize": "1 sec"}, "barSize must be one of"),
+        ("/ib/market-data/AAPL", {"barSize": "1h"}, "barSize must be one of"),
         ("/ib/market-data/AAPL", {"duration": "400 D"}, "365"),
-        ("/ib/market-data/AAPL", {"whatToShow": "TRADE"}, "what_to_show"),
+        ("/ib/market-data/AAPL", {"duration": "99999999999 D"}, "exceeds IB's limit of 365 D"),
+        ("/ib/market-data/AAPL", {"whatToShow": "TRADE"}, "whatToShow must be one of"),
         ("/ib/market-data/AAPL", {"useRTH": "maybe"}, "useRTH"),
         ("/ib/market-data/AAPL", {"endDateTime": "2025-03-11T15:00:00"}, "endDateTime"),
         ("/ib/market-data/AAPL", {"endDateTime": "yesterday"}, "endDateTime"),
@@ -342,7 +344,7 @@ def test_use_rth_parses_booleans(api: httpx.Client, text: str, expected: bool) -
         ("/ib/market-data/AAPL", {"end": "2025-03-10T14:00Z", "endDateTime": "x"}, "not both"),
         ("/ib/market-data/AAPL", {"start": "2025-03-11T00:00Z", "end": "2025-03-10T00:00Z"}, ""),
         ("/ib/market-data/A%01B", {}, "printable"),
-        ("/ib/contract-details/AAPL", {"secType": "XYZ"}, "sec_type"),
+        ("/ib/contract-details/AAPL", {"secType": "XYZ"}, "secType must be one of"),
         ("/ib/contract-details/AAPL", {"includeExpired": "often"}, "includeExpired"),
     ],
 )
@@ -357,10 +359,13 @@ def test_invalid_parameters_are_400(
 
 
 def test_ambiguous_contract_is_400_with_candidates(api: httpx.Client) -> None:
-    """An instrument matching several contracts answers 400 listing the candidates."""
+    """An instrument matching several contracts answers 400 listing the candidates; ibdata
+    found the ambiguity (IB answered with five contracts), so it is not labelled IB's."""
     params = {"secType": "FUT", "exchange": "EUREX", "currency": "EUR"}
     r = api.get("/ib/market-data/GBL", params=params)
-    assert "matches" in _error(r, 400, 200)
+    message = _error(r, 400, None)
+    assert "matches" in message
+    assert "IB error" not in message
     candidates = r.json()["candidates"]
     assert len(candidates) > 1
     assert {c["secType"] for c in candidates} == {"FUT"}
@@ -544,6 +549,45 @@ def test_openapi_schema_and_docs(api: httpx.Client) -> None:
     docs = api.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+def test_openapi_says_what_the_endpoints_take_and_give(api: httpx.Client) -> None:
+    """Closed sets are enums (dropdowns), parameters have human titles, each endpoint lists
+    only the error responses it can give, the error body is complete, and the API's
+    description is markdown, not the module's reST."""
+    schema = api.get("/openapi.json").json()
+    market = schema["paths"]["/ib/market-data/{symbol}"]["get"]
+    params = {p["name"]: p for p in market["parameters"]}
+    assert params["barSize"]["schema"]["enum"][:2] == ["1 secs", "5 secs"]
+    assert "1 day" in params["barSize"]["schema"]["enum"]
+    assert "BID_ASK" in params["whatToShow"]["schema"]["enum"]
+    assert "FUT" in params["secType"]["schema"]["enum"]
+    titles = {name: p["schema"].get("title") for name, p in params.items()}
+    assert titles["barSize"] == "Bar size"
+    assert titles["useRTH"] == "Regular trading hours only"
+    camel = [name for name in titles if name != name.lower()]  # barSize, useRTH ...
+    assert camel
+    assert all(titles[name] != name.capitalize() for name in camel)  # not "Barsize", "Userth"
+    assert set(market["responses"]) == {"200", "400", "403", "404", "429", "502", "503", "504"}
+    products = schema["paths"]["/ib/products"]["get"]["responses"]
+    assert set(products) == {"200"}  # no token set: nothing can go wrong but a bug
+    details = schema["paths"]["/ib/contract-details/{symbol}"]["get"]["responses"]
+    assert "429" not in details
+    assert "403" not in details
+    error = schema["components"]["schemas"]["ErrorBody"]["properties"]
+    assert set(error) == {"error", "code", "timestamp", "candidates"}
+    description = schema["info"]["description"]
+    assert "``" not in description
+    assert "---" not in description
+
+
+def test_openapi_lists_401_only_behind_a_token(client: Client, servers: Servers) -> None:
+    """With a token, every guarded endpoint documents 401; health stays open."""
+    api = servers.start(create_app(client, token="s3cret"))
+    paths = api.get("/openapi.json").json()["paths"]
+    assert "401" in paths["/ib/products"]["get"]["responses"]
+    assert "401" in paths["/ib/market-data/{symbol}"]["get"]["responses"]
+    assert "401" not in paths["/ib/health"]["get"]["responses"]
 
 
 def test_no_endpoint_can_trade(api: httpx.Client) -> None:
@@ -815,3 +859,17 @@ def test_serve_refuses_a_negative_range_limit() -> None:
     )
     assert done.returncode == 2
     assert "--max-range-requests must be 0 or more" in done.stderr
+
+
+def test_an_expired_month_reports_the_window_its_bars_are_in(api: httpx.Client) -> None:
+    """A contract month that has expired is asked up to its last trading day, and the
+    answer's window is that day's, not one ending now around bars of a year and more ago."""
+    body = api.get("/ib/market-data/EURBBLH25", params={"duration": "1 W", "barSize": "1 day"})
+    assert body.status_code == 200, body.text
+    data = body.json()  # the simulator's clock: 2025-03-12, six days after H25's expiry
+    assert data["contract"]["lastTradeDate"] == "20250306"
+    assert data["end"] == "2025-03-07T00:00:00Z"
+    assert data["start"] == "2025-02-28T00:00:00Z"
+    assert [bar["time"] for bar in data["data"]] == [
+        "20250228", "20250303", "20250304", "20250305", "20250306",
+    ]  # fmt: skip

@@ -43,6 +43,7 @@ from ibdata.exceptions import (
 from ibdata.models import (
     Bars,
     BarSize,
+    Contract,
     ContractDetails,
     ContractSpec,
     DownloadPlan,
@@ -93,6 +94,19 @@ def _range_end(
     if spec.sec_type is SecType.CONTFUT:  # refused before the contract lookup is sent
         continuous_duration(spec, begin, stop, size, now)
     return stop
+
+
+def _expired_end(contract: Contract, now: dt.datetime) -> dt.datetime | None:
+    """For a contract that stopped trading before ``now`` (an expired future or option),
+    the end of its last trading day (00:00 UTC the day after); else None. IB answers a
+    request for it that ends "now" with the bars before its expiry, so ibdata asks for
+    those explicitly and reports the window they are in."""
+    text = contract.last_trade_date
+    if contract.sec_type not in ("FUT", "FOP", "OPT") or not (len(text) == 8 and text.isdigit()):
+        return None  # a continuous future rolls on; IB refuses it an end date (10339)
+    day = dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    end = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+    return end if end < now else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -691,7 +705,7 @@ class Client:
         self, instrument: object, currency: object, spec: ContractSpec
     ) -> Iterator[None]:
         """Add to a ContractNotFoundError that ibdata assumed the currency (USD, the default
-        of a plain symbol) when the caller gave none."""
+        of a plain symbol) when the caller gave none and looked beyond a stock on SMART."""
         try:
             yield
         except ContractNotFoundError as exc:
@@ -699,7 +713,8 @@ class Client:
                 currency is None
                 and isinstance(instrument, str)
                 and self.registry.lookup(instrument) is None
-            )
+                and (spec.sec_type is not SecType.STK or spec.exchange != "SMART")
+            )  # a plain stock on SMART is the default lookup: USD is no surprise there
             if not assumed:
                 raise
             note = (
@@ -784,10 +799,10 @@ class Client:
         else:
             details = self._contract_details(spec, limit, deadline)
         if not details:
-            raise ContractNotFoundError(200, f"IB lists no contract for {spec.describe()}")
+            raise ContractNotFoundError(0, f"IB lists no contract for {spec.describe()}")
         if len(details) > 1:
             raise AmbiguousContractError(
-                200,
+                0,
                 f"{spec.describe()} matches {len(details)} contracts; give an expiry, a local "
                 "symbol or a con_id (candidates are on the exception)",
                 candidates=tuple(d.contract for d in details),
@@ -887,15 +902,13 @@ class Client:
             end_text = _convert.end_date_time(end_at)
 
             def one() -> Bars:
-                job = Job(
-                    spec,
-                    self._contract_for(instrument, currency, spec, limit, deadline),
-                    size,
-                    show,
-                    rth,
-                    limit,
-                )
-                return self._request_bars(job, end_text, span)
+                details = self._contract_for(instrument, currency, spec, limit, deadline)
+                job = Job(spec, details, size, show, rth, limit)
+                expired = None
+                if end_at is None:
+                    expired = _expired_end(details.contract, dt.datetime.now(dt.timezone.utc))
+                text = end_text if expired is None else _convert.end_date_time(expired)
+                return self._request_bars(job, text, span)
 
             # Identical requests in flight at the same moment (many threads, many REST
             # consumers) share one IB request, as identical range downloads do. The timeout

@@ -16,7 +16,7 @@ from ibdata.models import BarSize, SecType, WhatToShow
 
 E = TypeVar("E", bound=enum.Enum)
 
-_DURATION = re.compile(r"([1-9]\d{0,8}) ([SDWMY])")
+_DURATION = re.compile(r"([1-9]\d*) ([SDWMY])")
 _DURATION_LIMITS = {"D": 365, "W": 52, "M": 12, "Y": 68, "S": 86400}
 _ALIASES: dict[type[enum.Enum], dict[str, str]] = {BarSize: {"1W": "1 week", "1M": "1 month"}}
 #: The longest wait Python's locks and sockets accept on this platform (about 292 years on

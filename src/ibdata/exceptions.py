@@ -74,7 +74,7 @@ def _rebuild(cls: type[IBDataError], args: tuple[Any, ...], kwargs: dict[str, An
 
 def _request_label(code: int | None, req_id: int | None) -> str:
     parts = []
-    if code is not None:
+    if code:  # 0: found by ibdata itself, not IB's error
         parts.append(f"IB error {code}")
     if req_id is not None:
         parts.append(f"(request {req_id})" if parts else f"request {req_id}")
@@ -193,7 +193,8 @@ class RequestError(IBDataError):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
-        return f"{_request_label(self.code, self.req_id)}: {self.message}"
+        label = _request_label(self.code, self.req_id)
+        return f"{label}: {self.message}" if label else self.message
 
     def _ctor(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return (self.code, self.message, self.req_id), {}

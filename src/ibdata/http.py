@@ -86,11 +86,11 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Annotated, Any
 
 import attrs
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -118,7 +118,7 @@ from ibdata.exceptions import (
     SessionError,
     UnknownProductError,
 )
-from ibdata.models import Contract, ContractDetails, Health
+from ibdata.models import BarSize, Contract, ContractDetails, Health, SecType, WhatToShow
 
 __all__ = ["create_app"]
 
@@ -149,14 +149,6 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
 # ---------------------------------------------------------------- schema (documentation)
 class _Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel)
-
-
-class ErrorBody(BaseModel):
-    """An error."""
-
-    error: str
-    code: int | None
-    timestamp: str
 
 
 class LoginTimeZoneBody(BaseModel):
@@ -200,6 +192,21 @@ class ContractBody(_Camel):
     primary_exchange: str
     last_trade_date: str
     multiplier: str
+
+
+class ErrorBody(BaseModel):
+    """An error: what went wrong in the request's own terms."""
+
+    error: str = Field(description="what was wrong, naming the REST parameter")
+    code: int | None = Field(
+        description="IB's error code when IB reported the error; null when ibdata found it"
+    )
+    timestamp: str = Field(description="when, ISO 8601 UTC with milliseconds and Z")
+    candidates: list[ContractBody] | None = Field(
+        default=None,
+        description="the contracts an ambiguous instrument matches (400 only): narrow it "
+        "with a month, secType, exchange or currency",
+    )
 
 
 class BarBody(BaseModel):
@@ -278,12 +285,78 @@ class ProductsBody(BaseModel):
     count: int
 
 
+_SYMBOL = (
+    "a product code (EURBBL: the continuous future), a product code with a month "
+    "(EURBBLM25), or a symbol (a stock on SMART in USD unless overridden)"
+)
 _STK = "overrides the security type; default STK for a plain symbol, the product's own type"
 _SMART = "overrides the exchange; default SMART for a plain symbol, the product's own exchange"
-_USD = "overrides the currency; default USD for a plain symbol, the product's own currency"
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 429, 502, 503, 504)
+_USD = (
+    "overrides the currency; default USD for a plain symbol (or the exchange's own "
+    "currency, such as EUR on EUREX), the product's own currency"
+)
+
+#: What each status means, for the schema.
+_MEANING: dict[int, str] = {
+    400: "invalid parameters, a request IB refused as invalid, or an ambiguous instrument",
+    401: "a token is required and was missing or wrong",
+    403: "no market-data permission for the instrument",
+    404: "unknown symbol or product code, or no data in the window",
+    429: "IB's pacing rules refused the request; Retry-After gives the seconds to wait",
+    502: "another error IB reported",
+    503: "no session to TWS / IB Gateway",
+    504: "IB did not answer in time (the request was cancelled at IB)",
 }
+
+
+def _responses(*statuses: int, guarded: bool) -> dict[int | str, dict[str, Any]]:
+    """The error responses an endpoint can really give (401 only behind a token)."""
+    chosen = sorted({*statuses, *((401,) if guarded else ())})
+    return {s: {"model": ErrorBody, "description": _MEANING[s]} for s in chosen}
+
+
+#: IB's closed sets, offered as dropdowns; ibdata still validates (other spellings IB
+#: accepts, such as "1W", keep working) and answers in the REST parameter's name.
+_BAR_SIZES = [size.value for size in BarSize]
+_SHOWS = [show.value for show in WhatToShow]
+_SEC_TYPES = [kind.value for kind in SecType]
+
+#: Python parameter names in ibdata's messages → the REST parameters they come from.
+_REST_NAMES = (
+    ("bar_size", "barSize"),
+    ("what_to_show", "whatToShow"),
+    ("use_rth", "useRTH"),
+    ("sec_type", "secType"),
+    ("include_expired", "includeExpired"),
+)
+
+#: The description of the API in the schema (markdown; the module docstring is reST).
+_DESCRIPTION = """Historical bars and contract data from Interactive Brokers' TWS or IB
+Gateway, through ibdata: the older IB HTTP server's endpoints and JSON.
+
+* Times are ISO 8601 with `Z` or an offset (`2025-03-12T15:00:00Z`), a date alone
+  (00:00 UTC), or IB's UTC form `20250312-15:00:00`; a time without a zone is refused.
+* `start` (with `end`) downloads a whole range, split into requests IB accepts and paced
+  under IB's rules; `duration` is one request.
+* Every error is `{"error", "code", "timestamp"}`; `code` is IB's when IB reported it.
+* Nothing here can place, change or cancel orders.
+"""
+
+
+@contextlib.contextmanager
+def _rest_names() -> Iterator[None]:
+    """Say what was wrong in the REST caller's terms: ``barSize``, not ``bar_size``."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, IBDataError):
+            raise
+        text = str(exc)
+        for python, rest in _REST_NAMES:
+            text = re.sub(rf"\b{python}\b", rest, text)
+        if text == str(exc):
+            raise
+        raise type(exc)(text) from exc
 
 
 # ---------------------------------------------------------------- serialization
@@ -356,6 +429,7 @@ async def _on_exception(request: Request, exc: Exception) -> JSONResponse:
     if status == 500:  # a bug: Starlette re-raises it for the server to log
         return _error(500, "internal error; see the server's log")
     code = exc.code if isinstance(exc, (RequestError, SessionError)) else None
+    code = code or None  # 0: ibdata found it, not IB
     if isinstance(exc, PacingViolationError):
         retry = {"Retry-After": str(math.ceil(exc.retry_after))}
         return _error(status, str(exc), code, headers=retry)
@@ -508,7 +582,7 @@ def create_app(
     app = _App(
         title="ibdata",
         version=__version__,
-        description=__doc__ or "",
+        description=_DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,  # FastAPI's pages load from a CDN; add_docs serves installed files
         redoc_url=None,
@@ -522,12 +596,22 @@ def create_app(
     app.add_exception_handler(HTTPException, _on_http)
     guard = [Depends(authorize)] if secret else []
 
-    @app.get("/ib/health", response_model=HealthBody, responses={503: {"model": HealthBody}})
+    guarded = bool(secret)
+    unhealthy: dict[int | str, dict[str, Any]] = {
+        503: {"model": HealthBody, "description": "not healthy: the same body, with why"}
+    }
+
+    @app.get("/ib/health", response_model=HealthBody, responses=unhealthy)
     def health(ib: IB) -> JSONResponse:
         """The session's state; 503 unless healthy."""
         return _health(ib.health())
 
-    @app.post("/ib/reconnect", response_model=HealthBody, responses=_ERRORS, dependencies=guard)
+    @app.post(
+        "/ib/reconnect",
+        response_model=HealthBody,
+        responses=unhealthy | _responses(guarded=guarded),
+        dependencies=guard,
+    )
     def reconnect(ib: IB) -> JSONResponse:
         """Drop the session and open a new one; the new health."""
         ib.reconnect()
@@ -536,41 +620,86 @@ def create_app(
     @app.get(
         "/ib/market-data/{symbol}",
         response_model=MarketDataBody,
-        responses=_ERRORS,
+        responses=_responses(400, 403, 404, 429, 502, 503, 504, guarded=guarded),
         dependencies=guard,
+        summary="Historical bars",
     )
     def market_data(
-        symbol: str,
+        symbol: Annotated[str, Path(title="Symbol", description=_SYMBOL)],
         *,
         ib: IB,
-        duration: Annotated[str | None, Query(description="default 1 D; not with start")] = None,
-        bar_size: Annotated[str, Query(alias="barSize")] = "1 hour",
-        what_to_show: Annotated[str, Query(alias="whatToShow")] = "TRADES",
-        use_rth: Annotated[bool, Query(alias="useRTH")] = False,
-        end_date_time: Annotated[str | None, Query(alias="endDateTime")] = None,
-        start: Annotated[str | None, Query(description="a range [start, end)")] = None,
-        end: Annotated[str | None, Query(description="endDateTime's newer name")] = None,
-        sec_type: Annotated[str | None, Query(alias="secType", description=_STK)] = None,
-        exchange: Annotated[str | None, Query(description=_SMART)] = None,
-        currency: Annotated[str | None, Query(description=_USD)] = None,
+        duration: Annotated[
+            str | None,
+            Query(
+                title="Duration",
+                description="IB's duration back from the end, '<n> <S|D|W|M|Y>' "
+                "(at most 365 D, 52 W, 12 M); default 1 D; not with start",
+                examples=["1 D"],
+            ),
+        ] = None,
+        bar_size: Annotated[
+            str,
+            Query(
+                alias="barSize",
+                title="Bar size",
+                description="IB's bar size",
+                json_schema_extra={"enum": _BAR_SIZES},
+            ),
+        ] = "1 hour",
+        what_to_show: Annotated[
+            str,
+            Query(
+                alias="whatToShow",
+                title="What to show",
+                description="what the bars measure",
+                json_schema_extra={"enum": _SHOWS},
+            ),
+        ] = "TRADES",
+        use_rth: Annotated[
+            bool,
+            Query(alias="useRTH", title="Regular trading hours only"),
+        ] = False,
+        end_date_time: Annotated[
+            str | None,
+            Query(alias="endDateTime", title="End", description="the window's end; default now"),
+        ] = None,
+        start: Annotated[
+            str | None,
+            Query(title="Start", description="download the whole range [start, end)"),
+        ] = None,
+        end: Annotated[
+            str | None, Query(title="End (newer name)", description="endDateTime's newer name")
+        ] = None,
+        sec_type: Annotated[
+            str | None,
+            Query(
+                alias="secType",
+                title="Security type",
+                description=_STK,
+                json_schema_extra={"enum": _SEC_TYPES},
+            ),
+        ] = None,
+        exchange: Annotated[str | None, Query(title="Exchange", description=_SMART)] = None,
+        currency: Annotated[str | None, Query(title="Currency", description=_USD)] = None,
     ) -> JSONResponse:
         """Historical bars for a product code, a product code with a month, or a symbol."""
         if end is not None and end_date_time is not None:
             raise ValueError("give endDateTime or end, not both")
         started = time.perf_counter()
-        bars = ib.get_historical_bars(
-            symbol,
-            duration=duration,
-            start=_time(start, "start"),
-            end=_time(end, "end") or _time(end_date_time, "endDateTime"),
-            bar_size=bar_size,
-            what_to_show=what_to_show,
-            use_rth=use_rth,
-            sec_type=sec_type,
-            exchange=exchange,
-            currency=currency,
-            max_requests=max_range_requests,
-        )
+        with _rest_names():
+            bars = ib.get_historical_bars(
+                symbol,
+                duration=duration,
+                start=_time(start, "start"),
+                end=_time(end, "end") or _time(end_date_time, "endDateTime"),
+                bar_size=bar_size,
+                what_to_show=what_to_show,
+                use_rth=use_rth,
+                sec_type=sec_type,
+                exchange=exchange,
+                currency=currency,
+                max_requests=max_range_requests,
+            )
         elapsed = round((time.perf_counter() - started) * 1000)
         data = [
             {
@@ -603,31 +732,52 @@ def create_app(
     @app.get(
         "/ib/contract-details/{symbol}",
         response_model=ContractDetailsBody,
-        responses=_ERRORS,
+        responses=_responses(400, 404, 502, 503, 504, guarded=guarded),
         dependencies=guard,
+        summary="Contract details",
     )
     def contract_details(
-        symbol: str,
+        symbol: Annotated[str, Path(title="Symbol", description=_SYMBOL)],
         *,
         ib: IB,
-        code: Annotated[str | None, Query(description="a product code; wins over symbol")] = None,
-        sec_type: Annotated[str | None, Query(alias="secType", description=_STK)] = None,
-        exchange: Annotated[str | None, Query(description=_SMART)] = None,
-        currency: Annotated[str | None, Query(description=_USD)] = None,
-        include_expired: Annotated[bool, Query(alias="includeExpired")] = False,
+        code: Annotated[
+            str | None,
+            Query(title="Product code", description="a product code; wins over symbol"),
+        ] = None,
+        sec_type: Annotated[
+            str | None,
+            Query(
+                alias="secType",
+                title="Security type",
+                description=_STK,
+                json_schema_extra={"enum": _SEC_TYPES},
+            ),
+        ] = None,
+        exchange: Annotated[str | None, Query(title="Exchange", description=_SMART)] = None,
+        currency: Annotated[str | None, Query(title="Currency", description=_USD)] = None,
+        include_expired: Annotated[
+            bool, Query(alias="includeExpired", title="Include expired contracts")
+        ] = False,
     ) -> JSONResponse:
         """Every contract IB lists for a symbol or product code."""
-        details = ib.get_contract_details(
-            code or symbol,
-            sec_type=sec_type,
-            exchange=exchange,
-            currency=currency,
-            include_expired=include_expired,
-        )
+        with _rest_names():
+            details = ib.get_contract_details(
+                code or symbol,
+                sec_type=sec_type,
+                exchange=exchange,
+                currency=currency,
+                include_expired=include_expired,
+            )
         contracts = [_details(d) for d in details]
         return JSONResponse({"symbol": symbol, "contracts": contracts, "count": len(contracts)})
 
-    @app.get("/ib/products", response_model=ProductsBody, responses=_ERRORS, dependencies=guard)
+    @app.get(
+        "/ib/products",
+        response_model=ProductsBody,
+        responses=_responses(guarded=guarded),
+        dependencies=guard,
+        summary="Product codes",
+    )
     async def products(ib: IB) -> JSONResponse:
         """The product codes the registry knows."""
         out = {}
