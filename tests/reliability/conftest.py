@@ -2,8 +2,9 @@
 
 A test records what it measured (cycles survived, the slowest failure detection, a timeout's
 error, requests held under load, inputs tried) with the ``figures`` fixture. The figures of
-a run are printed at the end of the pytest report and, when ``IBDATA_FIGURES`` names a file,
-written there as JSON; ``docs/reliability.md`` quotes them.
+a run are printed at the end of the pytest report only when asked (``-v``, or
+``IBDATA_FIGURES`` set) and, when ``IBDATA_FIGURES`` names a file, written there as JSON;
+``docs/reliability.md`` quotes them.
 """
 
 from __future__ import annotations
@@ -44,12 +45,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the run's figures, and write them to ``IBDATA_FIGURES`` if it is set."""
+    """Print the run's figures when asked (``-v`` or ``IBDATA_FIGURES``), and write them to
+    the file ``IBDATA_FIGURES`` names; a plain run stays quiet (they ran to ~100 lines)."""
     if not _RECORDED:
+        return
+    target = os.environ.get("IBDATA_FIGURES")
+    if target is None and terminalreporter.config.get_verbosity() < 1:
         return
     terminalreporter.section("reliability figures")
     for row in _RECORDED:
         terminalreporter.write_line(f"{row['test']}: {row['figure']} = {row['value']}")
-    target = os.environ.get("IBDATA_FIGURES")
     if target:
         Path(target).write_text(json.dumps(_RECORDED, indent=2) + "\n", encoding="utf-8")
