@@ -33,8 +33,6 @@ from ibdata.pacing import BAR_SIZE_SECONDS
 
 if TYPE_CHECKING:
     import pandas  # type: ignore[import-untyped,unused-ignore]
-    import polars
-    from matplotlib.figure import Figure
 
 __all__ = [
     "Bar",
@@ -1518,7 +1516,7 @@ class Bars(Sequence[Bar]):
 
         return _frames.to_arrow(self)
 
-    def to_polars(self) -> polars.DataFrame:
+    def to_polars(self) -> Any:
         """The bars as a ``polars.DataFrame`` (needs the optional extra ``ibdata[polars]``).
 
         The columns and their types are those of :meth:`to_arrow`: ``time`` is
@@ -1529,7 +1527,7 @@ class Bars(Sequence[Bar]):
         pyarrow.
 
         Returns:
-            A new DataFrame with one row per bar.
+            A new ``polars.DataFrame`` with one row per bar.
 
         Raises:
             ImportError: polars is not installed; ``pip install 'ibdata[polars]'``.
@@ -1546,7 +1544,7 @@ class Bars(Sequence[Bar]):
 
         return _frames.bars_html(self)
 
-    def plot(self, *, volume: bool = True, title: str | None = None) -> Figure:
+    def plot(self, *, volume: bool = True, title: str | None = None) -> Any:
         """Draw the bars as candles, with their volume below (extra ``ibdata[plot]``).
 
         Candles are green where the bar closed at or above its open, red where below; a
