@@ -222,6 +222,7 @@ def test_export_never_contacts_tws(ib: Client, ibdata: Run, sim: Simulator, tmp_
     [
         (("--con-id", "1"), "none with bars that --con-id"),
         (("--start", "2030-01-01"), "none with bars"),
+        (("--start", "2025-01-01", "--end", "2024-01-01"), "must be after --start"),
     ],
 )
 def test_export_of_nothing_is_an_error(

@@ -1112,6 +1112,8 @@ def _run_export(args: argparse.Namespace) -> int:
     from ibdata._frames import export_parquet
     from ibdata.store import open_store
 
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise ValueError(f"--end ({args.end}) must be after --start ({args.start})")
     target = _store_target(args.path)
     if isinstance(target, Path) and not target.exists():
         raise FileNotFoundError(f"no cache at {target}")

@@ -3,7 +3,8 @@
 Everything here is immutable: ``attrs`` frozen, slotted records, ``str`` enums whose values
 are IB's own strings, and :class:`Bars`, a read-only sequence that keeps its bars in compact
 columns. Nothing in this module talks to TWS, and importing it loads neither ``ibapi`` nor
-``pandas`` (:meth:`Bars.to_pandas` imports pandas when it is called).
+a data-frame library: :meth:`Bars.to_pandas`, :meth:`Bars.to_arrow`, :meth:`Bars.to_polars`
+and :meth:`Bars.plot` import pandas, pyarrow, polars or matplotlib when they are called.
 
 Time rules, the same everywhere in ibdata:
 
