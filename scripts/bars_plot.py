@@ -4,7 +4,7 @@ The bars come from the simulator with its clock fixed at Wednesday 12 March 2025
 UTC, as in the docs' samples, so the picture shows what the page's code gives::
 
     .venv/bin/python scripts/bars_plot.py                      # docs/_static/bars-plot.png
-    .venv/bin/python scripts/bars_plot.py --output /tmp/x.png
+    .venv/bin/python scripts/bars_plot.py --output bars.png
 
 Needs the extra ``ibdata[plot]`` (matplotlib). tests/test_notebook.py runs it.
 """
