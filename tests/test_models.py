@@ -1084,15 +1084,15 @@ def test_health_to_dict_is_json_ready() -> None:
     """to_dict gives JSON-serialisable values: ISO 8601 times with Z, farm state strings."""
     d = health().to_dict()
     assert json.loads(json.dumps(d)) == d
-    assert d["timestamp"] == "2025-03-12T15:00:00Z"
-    assert d["connected_since"] == "2025-03-12T13:00:00.250000Z"
+    assert d["timestamp"] == "2025-03-12T15:00:00.000Z"  # milliseconds, as error bodies
+    assert d["connected_since"] == "2025-03-12T13:00:00.250Z"
     assert d["farms"] == {"usfarm": "ok", "ushmds": "inactive"}
     assert d["accounts"] == ["DU123456"]
     assert d["login_time_zone"] == {"name": "CST", "zone": "Asia/Shanghai", "certainty": "offset"}
     assert d["last_connectivity_event"] == {
         "code": 1102,
         "message": "Connectivity restored - data maintained.",
-        "time": "2025-03-12T14:00:00Z",
+        "time": "2025-03-12T14:00:00.000Z",
     }
 
 

@@ -173,7 +173,10 @@ def test_a_plan_as_json_values(make_client: Any) -> None:
     record = plan.to_dict()
     assert record["requests"] == 5
     assert record["head_timestamp"] is None
-    assert record["chunks"][0] == {"start": "2025-03-03T00:00:00Z", "end": "2025-03-04T00:00:00Z"}
+    assert record["chunks"][0] == {
+        "start": "2025-03-03T00:00:00.000Z",
+        "end": "2025-03-04T00:00:00.000Z",
+    }
     assert record["minimum_seconds"] == 0.0
     assert plan.describe() == "5 requests to IB (at least 0 s under its pacing rules)"
 

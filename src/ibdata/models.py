@@ -262,10 +262,16 @@ def _optional_aware_utc(value: object, name: str) -> dt.datetime | None:
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z`` suffix, or None."""
+    """ISO 8601 in UTC with milliseconds and a ``Z`` suffix (the older HTTP server's
+    precision, which every JSON ibdata writes shares), or None."""
     if value is None:
         return None
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def _utc_seconds(value: dt.datetime) -> str:
+    """ISO 8601 in UTC to the second with ``Z``, for reprs."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_type(value: object, kind: type | tuple[type, ...], name: str, what: str) -> None:
@@ -610,7 +616,7 @@ class ContractDetails:
         sessions = self.trading_hours
         hours = f"{len(sessions)} trading session{'' if len(sessions) == 1 else 's'}"
         if sessions:
-            hours += f" {_iso(sessions[0].start)} .. {_iso(sessions[-1].end)}"
+            hours += f" {_utc_seconds(sessions[0].start)} .. {_utc_seconds(sessions[-1].end)}"
         parts = [
             self.contract.describe(),
             f"con_id {self.contract.con_id}",
