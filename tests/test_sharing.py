@@ -149,6 +149,27 @@ def test_two_pacers_on_one_store_never_break_the_rules_together(
     assert sum(p.waited for p in pacers) > 0
 
 
+def test_the_ledger_counts_a_request_from_when_it_is_sent(
+    stores: Callable[..., BarStore],
+) -> None:
+    """A request admitted, then held up before it is sent (a loaded machine), is counted
+    from the moment it is sent: another client's request a window after the admission, but
+    not a window after the send, still waits."""
+    rules = PacingRules(window_max=1, bid_ask_weight=1, window=60.0, time_scale=100.0)  # 0.6 s
+    first, second = SharedPacer(rules, stores(), "gw"), SharedPacer(rules, stores(), "gw")
+    first.acquire(small(1), 1, None)
+    time.sleep(0.5)  # admitted, not yet sent
+    first.sent(1)
+    sent = time.monotonic()
+    rows, _ = first._store.ledger("gw")
+    assert len(rows) == 1
+    time.sleep(0.2)  # a window after the admission, not after the send
+    second.acquire(small(2), 2, None)
+    assert time.monotonic() - sent >= 0.6  # it waited for the window from the send
+    for pacer, key in ((first, 1), (second, 2)):
+        pacer.release(key)
+
+
 def test_another_login_has_its_own_budget(stores: Callable[..., BarStore]) -> None:
     """Requests on one login do not delay another login's."""
     rules = PacingRules(window_max=2, window=600.0)  # the second window lasts ten minutes

@@ -1041,6 +1041,8 @@ class Client:
                 self._throttled(kind, deadline)
                 while True:
                     conn = self._session(deadline)
+                    if isinstance(self._pacer, SharedPacer):
+                        self._pacer.sent(token)  # the ledger counts it from now
                     sent = time.monotonic()
                     self._ledger.record(token, request, sent)
                     try:

@@ -14,6 +14,7 @@ a download, and the client's own requests never break the rules even then.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -59,6 +60,7 @@ def encode(request: PacedRequest, by: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4096)  # each pacing decision reads the whole ledger again
 def decode(text: str) -> tuple[PacedRequest, str]:
     """The request and the pacer's name in a ledger entry; ValueError if it is not one."""
     try:
@@ -87,7 +89,7 @@ class SharedPacer:
         self._margined = with_margin(rules)
         self._local = Pacer(rules)  # this client's own record: the fallback
         self._name = uuid.uuid4().hex
-        self._leases: dict[Hashable, str] = {}
+        self._leases: dict[Hashable, tuple[str, bool]] = {}  # key -> (lease, counted)
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._keep = longest_window(self._margined)
@@ -136,7 +138,7 @@ class SharedPacer:
                 continue
             if wait <= 0:
                 with self._lock:
-                    self._leases[key] = lease
+                    self._leases[key] = (lease, text is not None)
                 self._local.note(request, key, time.monotonic())
                 self.waited += time.monotonic() - t0
                 return
@@ -148,13 +150,27 @@ class SharedPacer:
                 )
             time.sleep(min(wait, MAX_SLEEP_SECONDS))
 
+    def sent(self, key: Hashable) -> None:
+        """The request admitted for ``key`` is being sent now: its ledger entry moves to
+        this moment, so that a pause between admission and sending (a loaded machine, a
+        reconnect) never lets another client's request count from too early."""
+        with self._lock:
+            held = self._leases.get(key)
+        if held is None or not held[1]:
+            return
+        try:
+            self._store.sent(self.login, held[0])
+        except STORE_FAILURES as exc:  # the entry keeps its admission time
+            log.info("could not note a send in %s: %s", self._store.location, exc)
+
     def release(self, key: Hashable) -> None:
         """Free the open-request lease of a finished request. Idempotent."""
         with self._lock:
-            lease = self._leases.pop(key, None)
+            held = self._leases.pop(key, None)
         self._local.release(key)
-        if lease is None:
+        if held is None:
             return
+        lease = held[0]
         try:
             self._store.release(lease)
         except STORE_FAILURES as exc:  # it expires on its own

@@ -584,7 +584,8 @@ class SqlStore(BarStore):
             if wait <= 0:
                 if request is not None:
                     conn.execute(
-                        "INSERT INTO ledger VALUES (?, ?, ?, ?)", (login, now, request, HOLDER)
+                        "INSERT INTO ledger VALUES (?, ?, ?, ?, ?)",
+                        (login, now, request, HOLDER, lease),
                     )
                 self._insert_lease(
                     conn, lease, login=login, kind="open", series="", span=(0.0, 0.0), now=now
@@ -595,6 +596,18 @@ class SqlStore(BarStore):
         if wait <= 0:
             self._hold(lease)
         return wait
+
+    def sent(self, login: str, lease: str) -> None:
+        """Move the ledger entry of the request admitted with ``lease`` to the store's time
+        now, the moment it is sent; see :meth:`ibdata.store.BarStore.sent`."""
+
+        def work(conn: Any) -> None:
+            conn.execute(
+                "UPDATE ledger SET at = ? WHERE login = ? AND lease = ?",
+                (self._now(conn), login, lease),
+            )
+
+        self._run(work, write=True)
 
     def ledger(self, login: str) -> tuple[list[tuple[float, str]], float]:
         """The ledger entries of ``login`` and the store's clock now."""

@@ -152,12 +152,14 @@ _BAR_SCHEMA: Final = (
 )
 
 _SHARING_SCHEMA: Final = (
-    # The shared pacing ledger: one row per request a pacing rule counts, per TWS login.
+    # The shared pacing ledger: one row per request a pacing rule counts, per TWS login,
+    # at the time it was sent (first the time it was admitted; ``lease`` names it).
     """CREATE TABLE ledger (
         login TEXT NOT NULL,
         at REAL NOT NULL,
         request TEXT NOT NULL,
-        holder TEXT NOT NULL
+        holder TEXT NOT NULL,
+        lease TEXT NOT NULL
     )""",
     "CREATE INDEX ledger_login_at ON ledger (login, at)",
     # Open-request leases (kind 'open', per login) and chunk leases (kind 'chunk', per

@@ -79,7 +79,8 @@ _TABLES: Final = (
         login text NOT NULL,
         at double precision NOT NULL,
         request text NOT NULL,
-        holder text NOT NULL
+        holder text NOT NULL,
+        lease text NOT NULL
     )""",
     "CREATE INDEX ledger_login_at ON ledger (login, at)",
     """CREATE TABLE leases (

@@ -455,6 +455,13 @@ class BarStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def sent(self, login: str, lease: str) -> None:
+        """Move the ledger entry of the request admitted with ``lease`` to the store's time
+        now: the moment it is sent. Admission and sending are apart by however long the
+        client takes in between (milliseconds; more on a loaded machine); every later
+        decision must count the request from when TWS can have seen it."""
+
+    @abc.abstractmethod
     def ledger(self, login: str) -> tuple[list[tuple[float, str]], float]:
         """The ledger entries of ``login`` ``(time, request)`` oldest first, and the store's
         clock now."""
