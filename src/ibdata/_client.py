@@ -918,14 +918,8 @@ class Client:
         stop = _range_end(spec, size, begin, end_at)
 
         def run() -> Bars:
-            job = Job(
-                spec,
-                self._contract_for(instrument, currency, spec, limit, deadline),
-                size,
-                show,
-                rth,
-                limit,
-            )
+            details = self._contract_for(instrument, currency, spec, limit, deadline)
+            job = Job(spec, details, size, show, rth, limit)
             return self._engine.download(job, begin, stop, progress, most)
 
         if progress is not None:  # a caller watching its own progress runs its own download
@@ -1006,14 +1000,8 @@ class Client:
         spec = self.resolve(instrument, sec_type=sec_type, exchange=exchange, currency=currency)
         limit, deadline = self._deadline(timeout)
         stop = _range_end(spec, size, begin, end_at)
-        job = Job(
-            spec,
-            self._contract_for(instrument, currency, spec, limit, deadline),
-            size,
-            show,
-            rth,
-            limit,
-        )
+        details = self._contract_for(instrument, currency, spec, limit, deadline)
+        job = Job(spec, details, size, show, rth, limit)
         return self._engine.plan(job, begin, stop)
 
     def _paced(

@@ -321,6 +321,19 @@ _BAR_SIZES = [size.value for size in BarSize]
 _SHOWS = [show.value for show in WhatToShow]
 _SEC_TYPES = [kind.value for kind in SecType]
 
+#: The contract overrides both data endpoints take.
+SecTypeQuery = Annotated[
+    str | None,
+    Query(
+        alias="secType",
+        title="Security type",
+        description=_STK,
+        json_schema_extra={"enum": _SEC_TYPES},
+    ),
+]
+ExchangeQuery = Annotated[str | None, Query(title="Exchange", description=_SMART)]
+CurrencyQuery = Annotated[str | None, Query(title="Currency", description=_USD)]
+
 #: Python parameter names in ibdata's messages → the REST parameters they come from.
 _REST_NAMES = (
     ("bar_size", "barSize"),
@@ -670,17 +683,9 @@ def create_app(
         end: Annotated[
             str | None, Query(title="End (newer name)", description="endDateTime's newer name")
         ] = None,
-        sec_type: Annotated[
-            str | None,
-            Query(
-                alias="secType",
-                title="Security type",
-                description=_STK,
-                json_schema_extra={"enum": _SEC_TYPES},
-            ),
-        ] = None,
-        exchange: Annotated[str | None, Query(title="Exchange", description=_SMART)] = None,
-        currency: Annotated[str | None, Query(title="Currency", description=_USD)] = None,
+        sec_type: SecTypeQuery = None,
+        exchange: ExchangeQuery = None,
+        currency: CurrencyQuery = None,
     ) -> JSONResponse:
         """Historical bars for a product code, a product code with a month, or a symbol."""
         if end is not None and end_date_time is not None:
@@ -744,17 +749,9 @@ def create_app(
             str | None,
             Query(title="Product code", description="a product code; wins over symbol"),
         ] = None,
-        sec_type: Annotated[
-            str | None,
-            Query(
-                alias="secType",
-                title="Security type",
-                description=_STK,
-                json_schema_extra={"enum": _SEC_TYPES},
-            ),
-        ] = None,
-        exchange: Annotated[str | None, Query(title="Exchange", description=_SMART)] = None,
-        currency: Annotated[str | None, Query(title="Currency", description=_USD)] = None,
+        sec_type: SecTypeQuery = None,
+        exchange: ExchangeQuery = None,
+        currency: CurrencyQuery = None,
         include_expired: Annotated[
             bool, Query(alias="includeExpired", title="Include expired contracts")
         ] = False,
