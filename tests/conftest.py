@@ -5,6 +5,9 @@ read-only guard: no simulator a test starts in this process may receive an order
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -161,3 +164,21 @@ def make_client(paced_sim: Simulator, tmp_path: Path) -> Iterator[Callable[..., 
     yield make
     for c in made:
         c.close()
+
+
+def run_ibdata(
+    *args: str, cache: Path | None = None, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ibdata ARGS`` as a user would: without the environment's IB_* and
+    IBDATA_* variables, ``$IBDATA_CACHE`` set to ``cache`` when given, then ``extra_env``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IB_", "IBDATA_"))}
+    if cache is not None:
+        env["IBDATA_CACHE"] = str(cache)
+    return subprocess.run(
+        [sys.executable, "-m", "ibdata", *args],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+        env={**env, **(extra_env or {})},
+    )

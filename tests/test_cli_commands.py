@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
-import os
 import re
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 
 from ibdata import Client
 from ibdata.sim import Simulator
+from tests.conftest import run_ibdata
 
 #: The simulator's clock is 2025-03-12 15:00 UTC; the CLI's "now" is the real date, so
 #: stock requests give an explicit end.
@@ -39,22 +39,7 @@ def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
 @pytest.fixture
 def ibdata(tmp_path: Path) -> Run:
     """Run ``python -m ibdata ARGS`` with no IB_* variables and the cache in tmp_path."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IB_", "IBDATA_"))}
-    env["IBDATA_CACHE"] = str(tmp_path / "default-cache.sqlite")
-
-    def run(
-        *args: str, extra_env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ibdata", *args],
-            capture_output=True,
-            check=False,
-            text=True,
-            timeout=60,
-            env={**env, **(extra_env or {})},
-        )
-
-    return run
+    return functools.partial(run_ibdata, cache=tmp_path / "default-cache.sqlite")
 
 
 def at(sim: Simulator) -> list[str]:

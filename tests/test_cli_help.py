@@ -4,13 +4,12 @@ bare ``ibdata cache`` shows what it can do."""
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
-import sys
 
 import pytest
 
 from ibdata.cli import _parser
+from tests.conftest import run_ibdata
 
 
 def subcommands(
@@ -28,15 +27,7 @@ def subcommands(
 
 def ibdata(*args: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m ibdata ARGS`` without IB_* and IBDATA_* variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IB_", "IBDATA_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "ibdata", *args],
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    return run_ibdata(*args)
 
 
 def test_every_subcommand_has_a_description() -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 from ibdata import Bars, Client
 from ibdata.sim import Simulator
 from ibdata.store import open_store
+from tests.conftest import run_ibdata
 
 UTC = dt.timezone.utc
 END = "2025-03-12T15:00:00Z"
@@ -47,20 +47,7 @@ def store(tmp_path: Path) -> Path:
 @pytest.fixture
 def ibdata(store: Path) -> Run:
     """Run ``python -m ibdata ARGS`` with the store as ``$IBDATA_CACHE`` and no IB_* variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IB_", "IBDATA_"))}
-    env["IBDATA_CACHE"] = str(store)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ibdata", *args],
-            capture_output=True,
-            check=False,
-            text=True,
-            timeout=60,
-            env=env,
-        )
-
-    return run
+    return functools.partial(run_ibdata, cache=store)
 
 
 @pytest.fixture
