@@ -126,3 +126,25 @@ def use_simulator() -> None:
     with Simulator(login_tz="Europe/London", login_tz_names="long") as london:
         names: str = london.login_tz_names
         del names
+
+
+def use_stores() -> None:
+    """Stores of both backends behind one interface, shared by clients of one login."""
+    from ibdata.postgres import PostgresStore
+    from ibdata.store import BarStore, Copied, SeriesKey, copy_store, open_store
+
+    with open_store("bars.sqlite") as local:
+        store: BarStore = local
+        key = SeriesKey(265598, "TRADES", "1 min", use_rth=False)
+        gaps: list[tuple[float, float]] = store.missing(key, 0.0, 60.0)
+        location: str = store.location
+        del gaps, location
+        with PostgresStore("postgresql://ibdata@db.internal/ibdata", lease_seconds=10) as team:
+            copied: Copied = copy_store(local, team)
+            bars: int = copied.bars
+            del bars
+    client = ibdata.Client(cache="postgresql://ibdata@db.internal/ibdata", login="team")
+    plan: ibdata.DownloadPlan = client.plan("AAPL", start="2025-03-10", end=dt.date(2025, 3, 11))
+    got: ibdata.Bars = client.get_historical_bars("AAPL", start="2025-03-10T14:00Z")
+    del plan, got
+    client.close()
