@@ -804,6 +804,19 @@ def test_serve_simulate_stops_gracefully_on_sigterm() -> None:
     assert "WARNING" not in err
 
 
+def test_serve_takes_a_postgresql_store_from_ibdata_cache(postgres_url: str) -> None:
+    """``IBDATA_CACHE`` may name a PostgreSQL database: ``ibdata serve`` opens it as its
+    store (creating ibdata's schema there) and closes it on SIGTERM, releasing its leases."""
+    from ibdata.store import open_store
+
+    status, _, err, health = _run_serve(["--simulate", "--port", "0"], IBDATA_CACHE=postgres_url)
+    assert status == 0, err
+    assert health["status"] == "healthy"
+    with open_store(postgres_url) as store:
+        info = store.info()
+    assert (info.backend, info.schema_version, info.leases) == ("postgresql", 4, 0)
+
+
 @pytest.mark.parametrize("token", [None, "t0ken"])
 def test_serve_warns_on_a_public_address_without_token(token: str | None) -> None:
     """Binding a non-loopback address without ``IBDATA_API_TOKEN`` prints a loud warning."""
