@@ -83,6 +83,21 @@ def _install(site: Path, dist: str, files: dict[str, str]) -> None:
     (info / "RECORD").write_text("\n".join([*lines, f"{info.name}/RECORD,,"]) + "\n")
 
 
+def _install_legacy(site: Path, dist: str, files: dict[str, str]) -> None:
+    """Lay out a distribution as ``setup.py install`` does (pip before 23.1 without
+    ``wheel``, Python 3.10's own pip): an egg-info whose installed-files.txt has no hashes,
+    and a SOURCES.txt of source paths."""
+    for name, text in files.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(text)
+    info = site / f"{dist.replace('-', '_')}-1.0-py3.10.egg-info"
+    info.mkdir()
+    (info / "PKG-INFO").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "SOURCES.txt").write_text("".join(f"src/{n}\n" for n in ["setup.py", *files]))
+    lines = [f"../{n}" for n in files] + ["PKG-INFO", "SOURCES.txt"]
+    (info / "installed-files.txt").write_text("\n".join(lines) + "\n")
+
+
 def test_owners_names_the_one_distribution_whose_files_are_there(tmp_path: Path) -> None:
     """A folder installed by one package is owned by it, with no other claimant."""
     _install(tmp_path, "ibapi", {"ibapi/__init__.py": "A = 1\n", "ibapi/client.py": "x\n"})
@@ -110,6 +125,30 @@ def test_owners_finds_no_owner_for_a_mixture(tmp_path: Path) -> None:
     owner, others = _ibapi.owners(tmp_path / "ibapi", [str(tmp_path)])
     assert owner is None
     assert sorted(others) == ["ibapi", "nautilus-ibapi"]
+
+
+def test_owners_names_a_release_installed_without_hashes(tmp_path: Path) -> None:
+    """A release installed by ``setup.py install`` owns its folder when nothing else
+    claims it, though its record has no hashes to check."""
+    _install_legacy(tmp_path, "ibapi", {"ibapi/__init__.py": "A\n", "ibapi/client.py": "x\n"})
+    assert _ibapi.owners(tmp_path / "ibapi", [str(tmp_path)]) == ("ibapi", ())
+    (tmp_path / "ibapi/client.py").unlink()
+    assert _ibapi.owners(tmp_path / "ibapi", [str(tmp_path)]) == (None, ("ibapi",))
+
+
+def test_owners_prefers_a_checked_record_to_one_without_hashes(tmp_path: Path) -> None:
+    """ibapi-latest installed over a ``setup.py install`` of 9.81.1 owns the folder, and
+    9.81.1's claim is reported; two unchecked claims leave the folder without an owner."""
+    _install_legacy(tmp_path, "ibapi", {"ibapi/__init__.py": "OLD\n", "ibapi/client.py": "o\n"})
+    _install(tmp_path, "ibapi-latest", {"ibapi/__init__.py": "NEW\n", "ibapi/client.py": "n\n"})
+    owner, others = _ibapi.owners(tmp_path / "ibapi", [str(tmp_path)])
+    assert (owner, others) == ("ibapi-latest", ("ibapi",))
+    other = tmp_path / "other"
+    _install_legacy(other, "ibapi", {"ibapi/__init__.py": "OLD\n"})
+    _install_legacy(other, "ibapi-stable", {"ibapi/__init__.py": "NEW\n"})
+    owner, others = _ibapi.owners(other / "ibapi", [str(other)])
+    assert owner is None
+    assert sorted(others) == ["ibapi", "ibapi-stable"]
 
 
 def test_owners_ignores_packages_elsewhere(tmp_path: Path) -> None:

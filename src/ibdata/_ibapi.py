@@ -29,6 +29,7 @@ import functools
 import hashlib
 import inspect
 import math
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -152,10 +153,15 @@ def owners(
 
     A distribution matches when the recorded hash of every ``.py`` file it lists under
     ``ibapi/`` equals the file on disk: the folder then holds that release's code alone.
-    ``search_path`` is where to look for installed distributions (``sys.path`` if None).
+    A release that pip before 23.1 installed with ``setup.py install`` (as Python 3.10's own
+    pip does with no ``wheel`` package) has a record with no hashes, which cannot be checked:
+    it owns the folder when every file it lists is there and no other distribution claims
+    the folder. ``search_path`` is where to look for installed distributions (``sys.path`` if
+    None).
     """
     matching: list[str] = []
     claiming: list[str] = []
+    unchecked: list[str] = []
     target = package_dir.resolve()
     found = (
         metadata.distributions()
@@ -166,6 +172,12 @@ def owners(
         files = dist.files or ()
         mine = [f for f in files if f.parts[:1] == ("ibapi",) and f.suffix == ".py" and f.hash]
         if not mine:
+            legacy = [p for p in _legacy_files(dist) if p.suffix == ".py" and target in p.parents]
+            name = str(dist.metadata["Name"])
+            if legacy and name not in claiming:
+                claiming.append(name)
+                if all(p.is_file() for p in legacy):
+                    unchecked.append(name)
             continue
         located = [(f, Path(str(dist.locate_file(f))).resolve()) for f in mine]
         if not any(p.parent == target or target in p.parents for _, p in located):
@@ -184,8 +196,24 @@ def owners(
         if same:
             matching.append(name)
     owner = matching[0] if len(matching) == 1 else None
+    if not matching and claiming == unchecked and len(unchecked) == 1:
+        owner = unchecked[0]
     others = tuple(n for n in claiming if n != owner)
     return owner, others
+
+
+def _legacy_files(dist: metadata.Distribution) -> list[Path]:
+    """The files an egg-info record (``installed-files.txt``) lists, resolved; [] if none.
+
+    Its lines are relative to the ``.egg-info`` folder, which is in ``locate_file("")``.
+    Python 3.12's :attr:`~importlib.metadata.Distribution.files` reads this file itself;
+    3.10 and 3.11 read the source paths of ``SOURCES.txt`` instead.
+    """
+    text = dist.read_text("installed-files.txt")
+    if not text:
+        return []
+    info = Path(str(dist.locate_file(""))) / "egg-info"
+    return [Path(os.path.normpath(info / line)).resolve() for line in text.splitlines() if line]
 
 
 @functools.lru_cache(maxsize=1)
