@@ -743,8 +743,8 @@ def test_fuzzed_rest_requests_never_get_a_server_error(
     sim: Simulator, client: Client, endpoint: str, auth: bool, figures: Figures
 ) -> None:
     """Fuzzed paths, query parameters and headers get 200 or a 4xx, never a 5xx; a request
-    refused by ibdata (no IB code in the error) or by the token check sends nothing to TWS,
-    and whatever is sent is clean."""
+    refused by ibdata (no IB code and no candidates in the error) or by the token check sends
+    nothing to TWS, and whatever is sent is clean."""
     servers = Servers()
     http = servers.start(create_app(client, token=TOKEN if auth else ""))
     port = http.base_url.port
@@ -780,7 +780,11 @@ def test_fuzzed_rest_requests_never_get_a_server_error(
                 tally.add(f"{status} ({'IB' if body['code'] is not None else 'ibdata'})")
             if body is not None and status != 401 and not authorized:
                 assert (status, body["error"]) == (404, "Not Found"), target  # no such route
-            if status != 200 and (body is None or body["code"] is None):
+            # An ambiguity (no IB code, but candidates) is ibdata's reading of TWS's answer to
+            # the contract lookup: that request reached TWS, and is checked as any other.
+            if status != 200 and (
+                body is None or (body["code"] is None and not body.get("candidates"))
+            ):
                 assert sim.received.total == before, f"{target} was refused but reached TWS"
                 return
             settle(client)
