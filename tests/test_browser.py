@@ -248,9 +248,14 @@ def test_redoc_lists_every_endpoint(offline: Offline, schema: dict[str, Any]) ->
         page = offline.open("/redoc")
     assert answer.value.ok
     page.locator('[data-section-id^="operation/"]').first.wait_for()
-    for (method, path), operation_id in _operations(schema).items():
+    shown = {
+        element.get_attribute("data-section-id")
+        for element in page.locator('[data-section-id^="operation/"]').all()
+    }  # ReDoc 2.4 (the one for Python 3.10) marks two elements of a section, 2.5 one
+    operations = _operations(schema)
+    assert shown == {f"operation/{operation_id}" for operation_id in operations.values()}
+    for (method, path), operation_id in operations.items():
         section = page.locator(f'[data-section-id="operation/{operation_id}"]')
-        assert section.count() == 1, (method, path)
         assert section.get_by_text(path, exact=True).count() >= 1, (method, path)
     assert offline.foreign == []
     assert f"{offline.origin}/docs/assets/redoc/redoc.standalone.js" in offline.requested

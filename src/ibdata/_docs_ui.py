@@ -4,7 +4,9 @@ FastAPI's own pages load their scripts from a CDN and stay blank on a host witho
 internet. These load the same two UIs from the package data of ``fastapi-standalone-docs``,
 pinned by the ``http`` extra: Swagger UI 5.33.1 (npm's ``swagger-ui-dist``, Apache-2.0),
 ReDoc 2.5.4 (npm's ``redoc``, MIT, with the one change that its sidebar logo is loaded from
-the page's own address) and FastAPI's favicon (MIT). Only that package's files are used,
+the page's own address) and FastAPI's favicon (MIT); on Python 3.10, which 0.3.0 does not
+support, 0.2.0's Swagger UI 5.19.0 and ReDoc 2.4.0 at the same paths. Only that package's
+files are used,
 never its code, which patches FastAPI for every app in the process.
 
 Nothing on these pages asks another host for anything (tests/test_browser.py checks it in
@@ -27,7 +29,7 @@ __all__ = ["ASSETS", "add_docs"]
 ASSETS = "/docs/assets"
 
 _PACKAGE = "fastapi_standalone_docs"
-_REQUIREMENT = "fastapi-standalone-docs==0.3.0"
+_REQUIREMENT = "fastapi-standalone-docs"
 
 
 def _static() -> Path:
