@@ -15,6 +15,7 @@ from ibdata._client import Client
 from ibdata._ibapi import IbapiRelease
 from ibdata._ibapi import release as ibapi_release
 from ibdata._progress import tqdm_progress
+from ibdata._stream import BarStream, PartialBar, StreamEvent
 from ibdata._version import __version__
 from ibdata.cache import BarCache, CacheWarning
 from ibdata.exceptions import (
@@ -59,6 +60,7 @@ __all__ = [
     "Bar",
     "BarCache",
     "BarSize",
+    "BarStream",
     "Bars",
     "CacheWarning",
     "Client",
@@ -82,6 +84,7 @@ __all__ = [
     "NotConnectedError",
     "PacingRules",
     "PacingViolationError",
+    "PartialBar",
     "PermissionDeniedError",
     "Product",
     "ProductRegistry",
@@ -90,6 +93,7 @@ __all__ = [
     "RequestTimeoutError",
     "SecType",
     "SessionError",
+    "StreamEvent",
     "TradingSession",
     "UnknownProductError",
     "WhatToShow",

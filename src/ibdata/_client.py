@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ibdata import _convert, _ibapi, _planner, _zones
+from ibdata import _convert, _ibapi, _planner, _stream, _zones
 from ibdata import _validate as v
-from ibdata._connection import Connection, RequestNotSentError
+from ibdata._connection import Connection, LiveSink, RequestNotSentError
 from ibdata._engine import (
     FORMAT_DATE,
     LONG_BAR_SPANS,
@@ -31,6 +31,7 @@ from ibdata._engine import (
 from ibdata._pacer import Ledger, Pacer
 from ibdata._requests import BARS, DETAILS, HEAD, Pending
 from ibdata._sharing import SharedPacer
+from ibdata._stream import BarStream, StreamEvent, Subscription
 from ibdata._throttle import Throttle
 from ibdata.exceptions import (
     AmbiguousContractError,
@@ -41,6 +42,7 @@ from ibdata.exceptions import (
     RequestTimeoutError,
 )
 from ibdata.models import (
+    Bar,
     Bars,
     BarSize,
     Contract,
@@ -110,6 +112,38 @@ def _expired_end(contract: Contract, now: dt.datetime) -> dt.datetime | None:
 
 
 @functools.lru_cache(maxsize=1)
+def _bars_builder(
+    job: Job, conn: Connection, asked_end: dt.datetime | None
+) -> Callable[[list[Any], Any], Bars]:
+    """How a historicalData answer (or one update's columns) of ``job`` on ``conn`` becomes
+    :class:`~ibdata.models.Bars`."""
+    login_tz = conn.login_tz
+    lots = _convert.volume_in_lots(job.details.contract, conn.server_version or 0)
+
+    def build(items: list[Any], extra: Any) -> Bars:
+        if isinstance(extra, _convert.BarColumns):
+            columns = extra
+        else:
+            first, last = extra if extra else ("", "")
+            if items and all(isinstance(i, _convert.BarColumns) for i in items):
+                columns = _convert.join_columns(items, first, last)
+            else:
+                columns = _convert.columns_from_bar_data(items, first, last)
+        return _convert.build_bars(
+            columns,
+            contract=job.details.contract,
+            bar_size=job.size,
+            what_to_show=job.show,
+            use_rth=job.rth,
+            time_zone=job.details.time_zone_id,
+            login_tz=login_tz,
+            asked_end=asked_end,
+            volume_in_lots=lots,
+        )
+
+    return build
+
+
 def _warn_mixed_ibapi(description: str) -> None:
     """Say once per process that the ibapi module is not one release's files alone."""
     log.warning(
@@ -255,6 +289,10 @@ class Client:
             self._pacer = Pacer(pacing) if store is None else SharedPacer(pacing, store, self.login)
         source = Source(pacing, self.chunk_spans, self._request_bars, self._request_head)
         self._engine = HistoryEngine(source, self.cache)
+        self._streams = _stream.Streams(
+            subscribe=self._subscribe,
+            history=lambda job, start, end: self._engine.download(job, start, end, None),
+        )
 
     @classmethod
     def from_env(cls, **options: Any) -> Client:
@@ -346,7 +384,12 @@ class Client:
         for attempt in range(attempts):
             cid = self._fixed_id if self._fixed_id is not None else random.randint(*CLIENT_ID_RANGE)
             conn = Connection(
-                self.host, self.port, cid, on_lost=self._on_lost, previous_zone=self._zone
+                self.host,
+                self.port,
+                cid,
+                on_lost=self._on_lost,
+                on_notice=self._streams.notice,
+                previous_zone=self._zone,
             )
             try:
                 conn.open(self.connect_timeout)
@@ -384,8 +427,10 @@ class Client:
             conn, self._conn = self._conn, None
             self._cond.notify_all()
         self._stop.set()
+        self._streams.closing()
         if conn is not None:
             conn.close()
+        self._streams.close_all()
         sup = self._supervisor
         if sup is not None and sup is not threading.current_thread():
             sup.join(10)
@@ -445,6 +490,9 @@ class Client:
             self._reconnects += 1
             self._started = True
             self._cond.notify_all()
+        if old is not None:
+            self._streams.session_lost("reconnect() replaced the session")
+        self._streams.session_ready()
 
     def _on_lost(self, conn: Connection) -> None:
         """Called by a connection's reader thread when its session dropped by itself."""
@@ -452,6 +500,7 @@ class Client:
         with self._cond:
             if self._closed or conn is not self._conn:
                 return
+            self._streams.session_lost(conn.lost_reason)
             self._conn = None
             if not self.auto_reconnect or self._connecting:
                 return
@@ -483,6 +532,7 @@ class Client:
                     self._reconnects += 1
                     self._cond.notify_all()
                 log.info("reconnected to %s:%d", self.host, self.port)
+                self._streams.session_ready()
                 return
         finally:
             with self._cond:
@@ -926,6 +976,113 @@ class Client:
             return run()
         return self._engine.shared((spec, size, show, rth, begin, stop, limit, most), run)
 
+    def stream_bars(
+        self,
+        instrument: str | ContractSpec,
+        *,
+        bar_size: BarSize | str,
+        what_to_show: WhatToShow | str = WhatToShow.TRADES,
+        use_rth: bool = False,
+        start: dt.datetime | dt.date | str | None = None,
+        lookback: dt.timedelta | float | None = None,
+        on_bar: Callable[[Bar], object] | None = None,
+        on_event: Callable[[StreamEvent], object] | None = None,
+        include_partial: bool = False,
+        stall_after: float | dt.timedelta | None = None,
+        timeout: float | dt.timedelta | None = None,
+        sec_type: SecType | str | None = None,
+        exchange: str | None = None,
+        currency: str | None = None,
+    ) -> BarStream:
+        """Live bars: the history from ``start`` (if given), then every bar as it ends.
+
+        Subscribes with IB's ``keepUpToDate`` and returns a :class:`~ibdata.BarStream` once
+        IB has answered: iterate it for final :class:`~ibdata.models.Bar` objects, oldest
+        first, or pass ``on_bar``. The stream is gap-free and free of duplicates across
+        session drops, 1100/1101/1102, data farm outages, stalls and IB's nightly reset: it
+        subscribes again (paced, as every historical request), takes what it missed from
+        history and goes on. See :doc:`/streaming`.
+
+        Args:
+            instrument: a product code, a symbol or a ContractSpec (see :meth:`resolve`).
+            bar_size: 5 secs or longer (IB's keepUpToDate rule).
+            what_to_show: ``TRADES``, ``MIDPOINT``, ``BID`` or ``ASK`` (IB's rule).
+            use_rth: only bars inside regular trading hours.
+            start: first yield the history from here (through the history engine and the
+                cache); the same time forms as :meth:`get_historical_bars`. None: only bars
+                that end from now on.
+            lookback: instead of ``start``: that long before now (seconds or a timedelta).
+            on_bar: called with every bar on the stream's thread, instead of iterating.
+            on_event: called with every :class:`~ibdata.StreamEvent` (also kept on
+                :attr:`BarStream.events` and logged on the ``ibdata.stream`` logger).
+            include_partial: also yield the bar still forming, as
+                :class:`~ibdata.PartialBar` objects, after every update.
+            stall_after: seconds without an update after which the subscription counts as
+                stalled and is made again; by default the bar size (at most 60 s) plus
+                30 s. While the market is closed the wait doubles after every stall that
+                brings nothing new, up to 15 minutes.
+            timeout: seconds for each request (the contract lookup, each subscription, each
+                history request).
+            sec_type: overrides the security type (default STK for plain symbols).
+            exchange: overrides the exchange (default SMART for plain symbols).
+            currency: overrides the currency (default USD for plain symbols).
+
+        Returns:
+            The live :class:`~ibdata.BarStream`; close it (or use it as a context manager)
+            to cancel the subscription at IB. Closing the client closes its streams.
+
+        Blocks until the contract lookup and the first subscription are answered.
+
+        Raises:
+            ContractNotFoundError: IB knows no such contract.
+            AmbiguousContractError: the instrument matches several contracts.
+            PermissionDeniedError: no market-data permission for the instrument.
+            RequestError: IB refused the subscription (e.g. 321).
+            RequestTimeoutError: a request got no answer in time.
+            NotConnectedError: no session within the timeout.
+            ValueError: an argument is invalid (nothing was sent).
+            TypeError: an argument has the wrong type (nothing was sent).
+        """
+        size = v.bar_size(bar_size)
+        show = v.what_to_show(what_to_show)
+        if size.seconds < 5:
+            raise ValueError(
+                f"bar_size must be 5 secs or longer for live bars (IB's keepUpToDate rule); "
+                f"got {size.value!r}"
+            )
+        if show not in _stream.LIVE_WHAT_TO_SHOW:
+            names = ", ".join(w.value for w in _stream.LIVE_WHAT_TO_SHOW)
+            raise ValueError(
+                f"what_to_show must be one of {names} for live bars; got {show.value!r}"
+            )
+        rth = v.flag(use_rth, "use_rth")
+        if start is not None and lookback is not None:
+            raise ValueError("give either start or lookback, not both")
+        begin = v.optional_when(start, "start")
+        if lookback is not None:
+            begin = dt.datetime.now(dt.timezone.utc) - dt.timedelta(
+                seconds=v.seconds(lookback, "lookback")
+            )
+        for name, fn in (("on_bar", on_bar), ("on_event", on_event)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable, got {fn!r}")
+        partial = v.flag(include_partial, "include_partial")
+        stall = v.optional_seconds(stall_after, "stall_after")
+        if stall is None:
+            stall = min(size.seconds, 60) + 30.0
+        spec = self.resolve(instrument, sec_type=sec_type, exchange=exchange, currency=currency)
+        limit, deadline = self._deadline(timeout)
+        details = self._contract_for(instrument, currency, spec, limit, deadline)
+        job = Job(spec, details, size, show, rth, limit)
+        return self._streams.open(
+            job,
+            start=begin,
+            on_bar=on_bar,
+            on_event=on_event,
+            include_partial=partial,
+            stall_after=stall,
+        )
+
     def plan(
         self,
         instrument: str | ContractSpec,
@@ -1010,6 +1167,8 @@ class Client:
         request: PacedRequest,
         limit: float,
         send: Callable[[Connection, float], T],
+        *,
+        hold: list[object] | None = None,
     ) -> T:
         """Run one historical request under the pacer, retrying pacing refusals.
 
@@ -1018,9 +1177,13 @@ class Client:
         ledger says the likely rule leaves room (see :class:`ibdata._pacer.Ledger`), at
         most :data:`PACING_RETRIES` times, and never later than ``limit`` allows: a wait
         longer than ``limit`` raises at once.
+
+        With ``hold`` (a live subscription), the open-request slot stays taken when the
+        request succeeds: its pacer key is appended to ``hold`` for the caller to release.
         """
         for attempt in range(PACING_RETRIES + 1):
             token = object()
+            kept = False
             if self._pacer is not None:
                 self._pacer.acquire(request, token, None)
             sent = time.monotonic()
@@ -1034,7 +1197,11 @@ class Client:
                     sent = time.monotonic()
                     self._ledger.record(token, request, sent)
                     try:
-                        return send(conn, deadline)
+                        result = send(conn, deadline)
+                        if hold is not None:
+                            hold.append(token)
+                            kept = True
+                        return result
                     except RequestNotSentError:
                         if time.monotonic() >= deadline:
                             raise
@@ -1067,65 +1234,81 @@ class Client:
                 )
                 self._stop.wait(wait)
             finally:
-                if self._pacer is not None:
+                if self._pacer is not None and not kept:
                     self._pacer.release(token)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _release_slot(self, token: object) -> None:
+        """Give back an open-request slot kept by :meth:`_paced` with ``hold``."""
+        if self._pacer is not None:
+            self._pacer.release(token)
+
     def _request_bars(self, job: Job, end_text: str, duration: str) -> Bars:
         """One reqHistoricalData, paced; the building block of every bar call."""
-        spec, details, size, show, rth, limit = (
-            job.spec,
-            job.details,
-            job.size,
-            job.show,
-            job.rth,
-            job.limit,
-        )
-        contract = _convert.to_ib_contract(spec)
-        format_date = FORMAT_DATE  # epoch seconds for intraday bars: no zone to guess
-        paced = job.paced_bars(end_text, duration)
+        contract = _convert.to_ib_contract(job.spec)
+        asked_end = _convert.parse_ib_time(end_text, None) if end_text else None
 
         def send_req(client: Any, req_id: int) -> None:
             client.reqHistoricalData(
-                req_id, contract, end_text, duration, size.value, show.value, int(rth),
-                format_date, False, [],
+                req_id, contract, end_text, duration, job.size.value, job.show.value,
+                int(job.rth), FORMAT_DATE, False, [],
             )  # fmt: skip
 
         def cancel(client: Any, req_id: int) -> None:
             client.cancelHistoricalData(req_id)
 
-        asked_end = _convert.parse_ib_time(end_text, None) if end_text else None
-
         def send(conn: Connection, deadline: float) -> Bars:
-            login_tz = conn.login_tz
-            lots = _convert.volume_in_lots(details.contract, conn.server_version or 0)
-
-            def build(items: list[Any], extra: Any) -> Bars:
-                if isinstance(extra, _convert.BarColumns):
-                    columns = extra
-                else:
-                    first, last = extra if extra else ("", "")
-                    if items and all(isinstance(i, _convert.BarColumns) for i in items):
-                        columns = _convert.join_columns(items, first, last)
-                    else:
-                        columns = _convert.columns_from_bar_data(items, first, last)
-                return _convert.build_bars(
-                    columns,
-                    contract=details.contract,
-                    bar_size=size,
-                    what_to_show=show,
-                    use_rth=rth,
-                    time_zone=details.time_zone_id,
-                    login_tz=login_tz,
-                    asked_end=asked_end,
-                    volume_in_lots=lots,
-                )
-
+            build = _bars_builder(job, conn, asked_end)
             p = conn.request(BARS, send_req, build=build, cancel=cancel)
-            bars: Bars = self._wait(conn, p, limit, deadline)
+            bars: Bars = self._wait(conn, p, job.limit, deadline)
             return bars
 
-        return self._paced("historical bars", paced, limit, send)
+        return self._paced("historical bars", job.paced_bars(end_text, duration), job.limit, send)
+
+    def _subscribe(self, job: Job, duration: str, sink: LiveSink) -> Subscription:
+        """One keepUpToDate reqHistoricalData, paced like any, whose open-request slot stays
+        taken until the subscription is cancelled; its updates and later errors go to
+        ``sink``. Returns its first answer (the last bar still forming)."""
+        contract = _convert.to_ib_contract(job.spec)
+        held: list[object] = []
+        sent: list[tuple[Connection, int]] = []
+
+        def cancel_req(client: Any, req_id: int) -> None:
+            client.cancelHistoricalData(req_id)
+
+        def send(conn: Connection, deadline: float) -> tuple[Bars, Callable[..., Bars]]:
+            def send_req(client: Any, req_id: int) -> None:
+                conn.live[req_id] = sink  # before the request: no update can be missed
+                sent.append((conn, req_id))
+                client.reqHistoricalData(
+                    req_id, contract, "", duration, job.size.value, job.show.value,
+                    int(job.rth), FORMAT_DATE, True, [],
+                )  # fmt: skip
+
+            build = _bars_builder(job, conn, None)
+            p = conn.request(BARS, send_req, build=build, cancel=cancel_req)
+            bars: Bars = self._wait(conn, p, job.limit, deadline)
+            return bars, build
+
+        paced = job.paced_bars("", duration)
+        paced = attrs.evolve(paced, identity=(*paced.identity, "keepUpToDate"))
+        try:
+            bars, build = self._paced("live bars", paced, job.limit, send, hold=held)
+        except BaseException:
+            for conn, req_id in sent:
+                conn.live.pop(req_id, None)
+            raise
+        conn, req_id = sent[-1]
+        for old, old_id in sent[:-1]:  # attempts refused for pacing
+            old.live.pop(old_id, None)
+
+        def cancel() -> None:
+            if conn.live.pop(req_id, None) is not None:
+                conn.send_cancel(req_id, cancel_req)
+            for token in held:
+                self._release_slot(token)
+
+        return Subscription(bars, lambda columns: build([], columns), cancel)
 
     def _request_head(self, job: Job) -> dt.datetime:
         """reqHeadTimestamp (paced like a small-bar request), then its cancel, which frees

@@ -29,7 +29,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ibapi import decoder as ib_decoder
 from ibapi.client import EClient
@@ -62,6 +62,8 @@ HISTORICAL_DATA_END = 196
 #: From this server version an error message has no version field and ends in its time.
 ERROR_TIME = 194
 IN_HISTORICAL_DATA_END = 108
+#: historicalDataUpdate: the forming bar of a keepUpToDate subscription.
+IN_HISTORICAL_DATA_UPDATE = 90
 
 _FARM_STATES = {
     2103: FarmState.BROKEN,
@@ -94,6 +96,15 @@ def _error_fields(server_version: int) -> int:
     if server_version >= ERROR_TIME:
         return 6  # id, reqId, code, text, advancedOrderRejectJson, errorTime
     return 6 if server_version >= 166 else 5
+
+
+class LiveSink(Protocol):
+    """Where a live subscription's messages go once its first answer has arrived: its
+    historicalDataUpdate bars, and errors TWS reports for its request id afterwards.
+    Called on the session's dispatcher (or reader) thread: it must only queue."""
+
+    def update(self, columns: _convert.BarColumns) -> None: ...
+    def error(self, code: int, text: str) -> None: ...
 
 
 class ProtocolError(Exception):
@@ -196,7 +207,10 @@ TWS_CLOCK_GRACE = 1.0
 class Connection:
     """One TWS API session. Create it, :meth:`open` it once, :meth:`close` it once.
 
-    ``on_lost`` is called (from the reader thread) when the session drops on its own.
+    ``on_lost`` is called (from the reader thread) when the session drops on its own;
+    ``on_notice(code, text)`` for every connectivity and farm notice (1100-1102, 2103-2106
+    ...), from the thread that reads them. ``live`` maps the request ids of live
+    subscriptions to their :class:`LiveSink`.
     ``previous_zone`` is the login zone an earlier session to the same TWS learned; a
     reconnect keeps it when TWS names its zone alike (see :meth:`SessionZone.inherit`).
     """
@@ -208,6 +222,7 @@ class Connection:
         client_id: int,
         *,
         on_lost: Callable[[Connection], None] | None = None,
+        on_notice: Callable[[int, str], None] | None = None,
         previous_zone: _zones.SessionZone | None = None,
     ) -> None:
         self.host = host
@@ -229,6 +244,9 @@ class Connection:
         self.connected_since: dt.datetime | None = None
         self.degraded = False
         self._on_lost = on_lost
+        self._on_notice = on_notice
+        #: Live subscriptions (keepUpToDate) by request id.
+        self.live: dict[int, LiveSink] = {}
         self._cond = threading.Condition()
         self._ready = False
         self._closed = False
@@ -253,6 +271,12 @@ class Connection:
         """True once TWS sent nextValidId and until the session drops or is closed."""
         with self._cond:
             return self._ready and self._lost is None and not self._closed
+
+    @property
+    def lost_reason(self) -> str:
+        """Why the session dropped ("" while it has not)."""
+        with self._cond:
+            return "" if self._lost is None else str(self._lost)
 
     @property
     def alive(self) -> bool:
@@ -558,6 +582,14 @@ class Connection:
                 req_id, columns = _convert.parse_historical_data(fields, with_window=False)
                 self.table.add_item(req_id, columns)
             return
+        if msg_id == IN_HISTORICAL_DATA_UPDATE:
+            req_id, columns = _convert.parse_historical_update(fields)
+            sink = self.live.get(req_id)
+            if sink is not None:
+                sink.update(columns)
+            else:
+                log.debug("historicalDataUpdate for request %d, which is not live", req_id)
+            return
         if msg_id == IN_HISTORICAL_DATA_END and sv >= HISTORICAL_DATA_END and len(fields) == 4:
             start, end = (f.decode("ascii", "replace") for f in fields[2:4])
             self.on_end(int(fields[1]), BARS, (start, end))
@@ -631,6 +663,14 @@ class Connection:
             raise RequestNotSentError(f"the session to TWS was lost as {kind} was sent")
         return p
 
+    def send_cancel(self, req_id: int, cancel: Callable[[EClient, int], None]) -> None:
+        """Send ``cancel`` for ``req_id`` if the session is still ready (best effort: a
+        session that has gone took its requests with it)."""
+        client = self._client
+        if client is not None and self.ready:
+            with contextlib.suppress(OSError), self._send_lock:
+                cancel(client, req_id)
+
     # ------------------------------------------------------------------ callbacks
     def on_end(self, req_id: int, kind: str, extra: Any = None) -> None:
         """The end marker (or the single answer) of a ``kind`` request arrived.
@@ -661,11 +701,13 @@ class Connection:
         if code in _FARM_STATES:
             self.farms[_farm_name(text)] = _FARM_STATES[code]
             log.info("TWS notice %d: %s", code, text)
+            self._notice(code, text)
             return
         if code in _CONNECTIVITY:
             self.last_event = ConnectivityEvent(code, text, dt.datetime.now(dt.timezone.utc))
             self.degraded = code in (1100, 2110)
             log.warning("TWS connectivity %d: %s", code, text)
+            self._notice(code, text)
             return
         if code == 326 or (req_id == -1 and code in (502, 507)):
             with self._cond:
@@ -678,7 +720,18 @@ class Connection:
             return
         if req_id >= 0 and self.table.fail(req_id, error_for(code, text, req_id)):
             return
+        sink = self.live.get(req_id) if req_id >= 0 else None
+        if sink is not None:
+            sink.error(code, text)
+            return
         log.warning("TWS error %d (request %d): %s", code, req_id, text)
+
+    def _notice(self, code: int, text: str) -> None:
+        if self._on_notice is not None:
+            try:
+                self._on_notice(code, text)
+            except Exception:  # a listener's failure must not cost the session
+                log.exception("handling TWS notice %d failed", code)
 
     def on_next_valid_id(self, order_id: int) -> None:
         """nextValidId: the session is ready for requests."""

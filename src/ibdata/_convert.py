@@ -357,6 +357,34 @@ def parse_historical_data(
     return req_id, columns
 
 
+def parse_historical_update(fields: list[bytes]) -> tuple[int, BarColumns]:
+    """Parse historicalDataUpdate (90) into a one-bar :class:`BarColumns`.
+
+    ``[90, reqId, barCount, date, open, close, high, low, WAP, volume]``: no version field,
+    and the prices in the order open, close, high, low (§3.7 of the protocol reference).
+
+    Raises:
+        ValueError: the message is malformed (wrong field count, non-numeric values).
+    """
+    if len(fields) != 10:
+        raise ValueError(f"historicalDataUpdate of {len(fields)} fields, expected 10")
+    req_id = int(fields[1])
+    count, date, open_, close, high, low, wap, volume = fields[2:10]
+    columns = BarColumns(
+        start="",
+        end="",
+        times=[date],
+        open=_numbers([open_]),
+        high=_numbers([high]),
+        low=_numbers([low]),
+        close=_numbers([close]),
+        volume=_numbers([volume]),
+        wap=_numbers([wap]),
+        count=_integers([count]),
+    )
+    return req_id, columns
+
+
 def join_columns(parts: list[BarColumns], start: str, end: str) -> BarColumns:
     """The bars of several historicalData messages of one request, in order, with the
     window historicalDataEnd (108) reported."""
