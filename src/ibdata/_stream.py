@@ -160,10 +160,13 @@ class Feed(Protocol):
         ...
 
 
-def _key(time_: dt.datetime | dt.date) -> float:
-    """A bar time as one comparable number: epoch seconds, or the date's ordinal."""
+def _key(time_: dt.datetime | dt.date, intraday: bool = True) -> float:
+    """A bar time (or a range's end) as one comparable number: epoch seconds for intraday
+    bars, the date's ordinal for daily and longer ones (a datetime: its UTC date)."""
     if isinstance(time_, dt.datetime):
-        return time_.timestamp()
+        if intraday:
+            return time_.timestamp()
+        return float(time_.astimezone(UTC).date().toordinal())
     return float(time_.toordinal())
 
 
@@ -256,6 +259,8 @@ class BarStream:
         self._generation = 0
         self._sub: Subscription | None = None
         self._last: float | None = None  # key of the last final bar yielded
+        # nothing earlier than start is yielded (the first answer may reach further back)
+        self._floor = None if start is None else _key(start, job.size.intraday)
         self._forming: Bar | None = None
         self._clean = False  # no disruption since the forming bar's first update
         self._suspended = False
@@ -532,13 +537,13 @@ class BarStream:
         if first and self._start is None:
             # no history asked for: new bars only, from the one forming now
             if rows:
-                self._last = _key(rows[-1].time)
+                self._last = self._key(rows[-1].time)
         else:
             lo = self._next_after_last()
             if lo is None and self._start is not None:
                 lo = self._start
             first_time = rows[0].time if rows else (forming.time if forming else None)
-            if lo is not None and first_time is not None and _key(lo) < _key(first_time):
+            if lo is not None and first_time is not None and self._key(lo) < self._key(first_time):
                 self._backfill(lo, _as_datetime(first_time), first=first)
             for bar in rows:
                 self._final(bar)
@@ -580,7 +585,7 @@ class BarStream:
                     raise _StreamClosedError from None
         before = self.bars_yielded
         for bar in bars:
-            if _key(bar.time) < _key(end):
+            if self._key(bar.time) < self._key(end):
                 self._final(bar)
         added = self.bars_yielded - before
         self._event(
@@ -592,21 +597,29 @@ class BarStream:
         )
 
     # ------------------------------------------------------------------ bars
+    def _key(self, time_: dt.datetime | dt.date) -> float:
+        return _key(time_, self._size.intraday)
+
     def _update(self, bars: Bars) -> None:
         if not bars:
             return
         bar = bars[0]
         forming = self._forming
-        key = _key(bar.time)
+        key = self._key(bar.time)
         if self._last is not None and key <= self._last:
             return  # a bar already final (a late update): never yielded twice
-        if forming is None or key == _key(forming.time):
-            if forming is None:
-                self._clean = not self._suspended
+        if forming is None:
+            # the first update since a quiet answer (a closed market): anything between the
+            # last final bar and this one comes from history
+            after = self._next_after_last()
+            if after is not None and self._key(after) < key:
+                self._backfill(after, _as_datetime(bar.time))
+            self._clean = not self._suspended
+        if forming is None or key == self._key(forming.time):
             self._forming = bar
             self._partial_update(bar)
             return
-        if key < _key(forming.time):
+        if key < self._key(forming.time):
             return  # an update older than the forming bar
         if self._clean and self._adjacent(forming, bar):
             self._final(forming)
@@ -620,11 +633,13 @@ class BarStream:
     def _adjacent(self, bar: Bar, after: Bar) -> bool:
         if not self._size.intraday:
             return False
-        return _key(after.time) - _key(bar.time) == self._size.seconds
+        return self._key(after.time) - self._key(bar.time) == self._size.seconds
 
     def _final(self, bar: Bar) -> None:
-        key = _key(bar.time)
-        if self._last is not None and key <= self._last:
+        key = self._key(bar.time)
+        if (self._last is not None and key <= self._last) or (
+            self._floor is not None and key < self._floor
+        ):
             return
         self._last = key
         final = bar if type(bar) is Bar else Bar(*attrs.astuple(bar, recurse=False))
