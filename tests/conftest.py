@@ -24,7 +24,7 @@ UTC = dt.timezone.utc
 #: A Wednesday, 11:00 in New York: US stocks are trading, Eurex and CBOT too.
 CLOCK_AT = dt.datetime(2025, 3, 12, 15, 0, tzinfo=UTC)
 
-_WATCHED_PREFIXES = ("ibdata-sim", "ibapi-probe", "ibdata-leases")
+_WATCHED_PREFIXES = ("ibdata-sim", "ibapi-probe", "ibdata-leases", "ibdata-stream")
 
 #: The TWS API's order messages, by outgoing message id (ibapi's ``OUT`` table): a
 #: read-only client sends none of them.

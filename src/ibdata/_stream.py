@@ -91,6 +91,8 @@ _FATAL: Final = (
 SETTLE_SECONDS: Final = 0.25
 #: Longest pause between attempts to subscribe again, and between stall checks.
 MAX_BACKOFF: Final = 900.0
+#: While suspended, a stall counts only after this many times the stall time.
+SUSPENDED_FACTOR: Final = 4
 #: Most events kept on :attr:`BarStream.events`.
 MAX_EVENTS: Final = 1000
 
@@ -421,8 +423,11 @@ class BarStream:
     def _stall_window(self) -> float:
         """Seconds of silence that count as a stall: ``stall_after``, doubled for every
         stall in a row that brought nothing new (a market that is closed), at most
-        :data:`MAX_BACKOFF`."""
+        :data:`MAX_BACKOFF`; four times as long while TWS says its connection is down
+        (the restore notice is awaited, and a request now would only be held)."""
         window: float = self._stall_after * 2 ** min(self._quiet, 16)
+        if self._suspended:
+            window *= SUSPENDED_FACTOR
         return min(window, max(MAX_BACKOFF, self._stall_after))
 
     def _handle(self, msg: tuple[Any, ...]) -> None:
@@ -548,7 +553,10 @@ class BarStream:
             for bar in rows:
                 self._final(bar)
         self._forming = forming
-        self._clean = forming is not None
+        # A first answer's forming bar may be taken as final from updates; after a fault the
+        # answer may have been held by TWS and its forming bar be stale: that bar is then
+        # taken from history when it ends.
+        self._clean = forming is not None and first
         if forming is not None:
             self._partial_update(forming)
         return self.bars_yielded > before
