@@ -479,3 +479,18 @@ def test_each_subscription_holds_an_open_request_lease_in_the_shared_ledger(
         assert other.info().leases == 0
     finally:
         other.close()
+
+
+def test_the_last_bar_of_a_session_comes_without_waiting_for_the_next_session(
+    live_sim: Callable[..., Simulator], clients: Callable[..., Client]
+) -> None:
+    """AAPL's extended session ends at 20:00 New York (01:00 UTC): nothing follows its last
+    bar for eight hours; the stall check's fresh answer delivers it, complete."""
+    close = dt.datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
+    sim = live_sim(at=close - 4 * MINUTE)
+    c = clients(sim)
+    with c.stream_bars("AAPL", bar_size="1 min", stall_after=1.0) as stream:
+        got = collect(stream, close - MINUTE, [])
+        assert "stalled" in kinds(stream)
+    assert got[-1].time == close - MINUTE
+    assert_equals_history(c, "AAPL", got)
