@@ -61,6 +61,7 @@ __all__ = [
     "SUPPORTED_WHAT_TO_SHOW",
     "VOLATILITY_TYPES",
     "SimBar",
+    "bar_ending",
     "bar_fields",
     "bar_time_formatter",
     "canonical_bar_size",
@@ -70,9 +71,11 @@ __all__ = [
     "format_price",
     "format_volume",
     "format_window_time",
+    "forming_bar",
     "generate",
     "head_timestamp",
     "is_intraday",
+    "next_bar_end",
     "price_tick",
     "sessions",
     "volume_unit",
@@ -524,6 +527,87 @@ def generate(  # noqa: PLR0917 - positional signature shared with the server
         out.append(_aggregate(days[at : at + len(period)], wap_decimals))
         at += len(period)
     return out
+
+
+# --------------------------------------------------------------------------------------
+# live bars: what a keepUpToDate subscription sends
+
+_SECOND: Final = dt.timedelta(seconds=1)
+
+
+def forming_bar(
+    contract: SimContract, what_to_show: str, bar_size: str, use_rth: bool, now: dt.datetime
+) -> SimBar | None:
+    """The bar in progress at ``now``, cut there: the last bar a request answered at ``now``
+    ends with, unless that bar ended before ``now``. None while the market is closed.
+
+    At a bar's end exactly it is that bar, complete; a moment later, the next one, cut to at
+    least one second.
+    """
+    bars = generate(
+        contract, what_to_show, bar_size, use_rth, now - _SECOND, now, now=now, overlap=True
+    )
+    if not bars:
+        return None
+    end = next_bar_end(contract, bar_size, use_rth, bars[-1].start)  # the bar's, uncut
+    return bars[-1] if end is not None and end >= now else None
+
+
+def bar_ending(
+    contract: SimContract, what_to_show: str, bar_size: str, use_rth: bool, end: dt.datetime
+) -> SimBar | None:
+    """The complete bar that ends at ``end`` (a time :func:`next_bar_end` gave), exactly as
+    every later window holding it has it; None if no bar ends there."""
+    bars = generate(
+        contract, what_to_show, bar_size, use_rth, end - _SECOND, end, now=end, overlap=True
+    )
+    return bars[-1] if bars and bars[-1].end == end else None
+
+
+def next_bar_end(
+    contract: SimContract, bar_size: str, use_rth: bool, after: dt.datetime
+) -> dt.datetime | None:
+    """The end of the first bar that ends after ``after``: the end of the bar in progress, or
+    of the next session's first bar (the next week's or month's for weekly and monthly
+    bars) while the market is closed. None if no session starts within two weeks (ten
+    weeks for weekly and monthly bars), as after a future's last trading day.
+
+    Bars end on the bar-size grid and at session closes (see :func:`generate`).
+    """
+    step = BAR_SIZES[bar_size]
+    at = after.timestamp()
+    if step <= _DAY:
+        for s in sessions(contract, use_rth, after, after + dt.timedelta(days=14)):
+            if s.end <= after:
+                continue
+            t = max(after, s.start)
+            ends = [
+                t1
+                for t0, t1, _ in _intervals(
+                    contract, bar_size, use_rth, t, t + _SECOND, overlap=True
+                )
+                if t1 > at
+            ]
+            if ends:
+                return dt.datetime.fromtimestamp(min(ends), UTC)
+        return None
+    weekly = step == _WEEK
+    horizon = after + dt.timedelta(days=70)
+    groups: dict[tuple[int, int], list[Session]] = {}
+    for s in sessions(contract, use_rth, after - dt.timedelta(days=40), horizon):
+        key = s.date.isocalendar()[:2] if weekly else (s.date.year, s.date.month)
+        groups.setdefault(key, []).append(s)
+    for key in sorted(groups):
+        last = groups[key][-1]
+        if last.end <= after:
+            continue
+        if weekly:
+            period_end = dt.date.fromisocalendar(key[0], key[1], 7)
+        else:
+            period_end = dt.date(key[0] + key[1] // 12, key[1] % 12 + 1, 1) - dt.timedelta(days=1)
+        # a period reaching past the horizon may have sessions not seen
+        return last.end if period_end < horizon.date() - dt.timedelta(days=1) else None
+    return None
 
 
 def _make_bars(
