@@ -137,9 +137,10 @@ def bars_request(
     sec_type: str = "STK",
     exchange: str = "SMART",
     currency: str = "USD",
+    format_date: int = 1,
 ) -> list[object]:
     """The 23 fields of reqHistoricalData as ibapi sends them (wire reference §3.4)."""
     return [
         20, req_id, 0, symbol, sec_type, "", "0.0", "", "", exchange, "", currency, "", "", 0,
-        end, bar_size, duration, 0, what, 1, int(keep_up_to_date), "",
+        end, bar_size, duration, 0, what, format_date, int(keep_up_to_date), "",
     ]  # fmt: skip

@@ -434,19 +434,22 @@ def test_keep_up_to_date_updates_then_cancels(
     sim_factory: Callable[..., Simulator], connect: Connect
 ) -> None:
     """keepUpToDate bars get updateEvent from historicalDataUpdate until cancelled."""
-    sim = sim_factory(update_interval=0.2)
+    clock = FixedClock(CLOCK_AT + dt.timedelta(minutes=1))
+    sim = sim_factory(update_interval=0.2, clock=clock)
     ib = connect(sim)
     bars = ib.reqHistoricalData(AAPL, "", "3600 S", "5 mins", "TRADES", False, keepUpToDate=True)
-    assert len(bars) == 12
+    count = len(bars)
+    assert bars[-1].date == CLOCK_AT  # the bar in progress, cut at the clock's 15:01
     fired: list[bool] = []
     bars.updateEvent += lambda _bars, has_new_bar: fired.append(has_new_bar)
+    clock.advance(60)  # an update equal to the last bar changes nothing: let the bar grow
     deadline = time.monotonic() + 3
     while not fired and time.monotonic() < deadline:
         ib.waitOnUpdate(timeout=0.5)
     assert fired
-    assert fired[0] is False  # the clock is fixed: the last bar is updated, none is added
-    assert len(bars) == 12
-    assert bars[-1].date == CLOCK_AT - dt.timedelta(minutes=5)
+    assert fired[0] is False  # the last bar is updated, none is added
+    assert len(bars) == count
+    assert bars[-1].date == CLOCK_AT
 
     ib.cancelHistoricalData(bars)
     sim.received.wait_for(

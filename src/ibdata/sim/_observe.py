@@ -140,6 +140,7 @@ class SimStats:
         pacing_violations: requests refused with a 162 pacing violation.
         order_messages: order messages received (a read-only client sends none).
         dropped_clients: connections closed for breaking the protocol or not reading.
+        live_updates_sent: historicalDataUpdate messages written to clients (keepUpToDate).
     """
 
     connections: int
@@ -150,3 +151,4 @@ class SimStats:
     pacing_violations: int
     order_messages: int
     dropped_clients: int
+    live_updates_sent: int

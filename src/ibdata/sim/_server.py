@@ -93,6 +93,10 @@ GATEWAY_FARMS: tuple[tuple[int, str], ...] = (
 #: What an IB Gateway says when a historical farm connects on first use (⚠ inferred: real
 #: IB Gateway sessions started after one list these farms as 2106, "OK").
 TEXT_HMDS_OK = "HMDS data farm connection is OK:"
+TEXT_HMDS_BROKEN = "HMDS data farm connection is broken:"
+#: The error each keepUpToDate subscription gets when TWS's nightly reset ends it (⚠ the text
+#: of users' reports; not in a capture).
+TEXT_LIVE_DISCONNECTED = "Failed to request live updates (disconnected)."
 
 
 def hmds_farm(contract: SimContract) -> str:
@@ -105,16 +109,51 @@ def hmds_farm(contract: SimContract) -> str:
     return "ushmds"
 
 
+def _no_permission_text(contract: SimContract) -> str:
+    """TWS's 162 text for data without a market-data permission."""
+    return (
+        f"{HMDS}No market data permissions for {contract.permission_exchange} {contract.sec_type}"
+    )
+
+
+def _instrument_matcher(instrument: str | int) -> Callable[[SimContract], bool]:
+    """A test for contracts named by ``instrument``: a symbol (any case) or a conId.
+
+    Raises:
+        TypeError: ``instrument`` is neither text nor an int.
+        ValueError: ``instrument`` is empty.
+    """
+    if isinstance(instrument, bool) or not isinstance(instrument, str | int):
+        raise TypeError(f"instrument must be a symbol or a conId, got {instrument!r}")
+    name = str(instrument).strip().upper()
+    if not name:
+        raise ValueError("instrument must not be empty")
+    return lambda c: c.symbol.upper() == name or str(c.con_id) == name
+
+
+def _check_farm(farm: str) -> None:
+    if not isinstance(farm, str) or not farm.isascii() or not farm.isalnum():
+        raise ValueError(f"farm must be a farm name such as 'ushmds', got {farm!r}")
+
+
 BROKEN_FARMS: tuple[tuple[int, str], ...] = (
     (2103, "Market data farm connection is broken:usfarm"),
-    (2105, "HMDS data farm connection is broken:ushmds"),
+    (2105, TEXT_HMDS_BROKEN + "ushmds"),
     (2157, "Sec-def data farm connection is broken:secdefil"),
 )
 RESTORED_FARMS: tuple[tuple[int, str], ...] = (
     (2104, "Market data farm connection is OK:usfarm"),
-    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2106, TEXT_HMDS_OK + "ushmds"),
     (2158, "Sec-def data farm connection is OK:secdefil"),
 )
+#: What TWS's nightly reset says at its start and at its end (before 1102).
+RESET_BROKEN: tuple[tuple[int, str], ...] = BROKEN_FARMS[:2]
+RESET_RESTORED: tuple[tuple[int, str], ...] = RESTORED_FARMS[:2]
+
+#: Complete bars a live subscription sends at most in one go when its timer fell behind the
+#: simulator's clock by many bars (a machine that slept, an extreme clock speed); older ones
+#: are skipped.
+MAX_CATCH_UP = 100
 
 #: Pause between the two halves of a write split to dodge ibapi's 4096-byte reader bug. The
 #: reader must have taken the first half before the second arrives; 30 ms proved too short
@@ -149,10 +188,31 @@ class _Out:
 
 @attrs.define(eq=False)
 class _Subscription:
+    """A keepUpToDate request being served: live, or paused while its farm or IB's
+    connectivity is down (both read from the simulator), or stalled for good."""
+
     key: tuple[int, int]
+    session: _Session
     contract: SimContract
     request: m.HistoricalRequest
-    handle: int = 0
+    farm: str
+    stalled: bool = False
+    ended: bool = False  # cancelled or dropped: its timer must not run again
+    handle: int = 0  # the subscription's one timer
+    next_end: dt.datetime | None = None  # end of the bar in progress (simulator time)
+    next_periodic: float = 0.0  # time.monotonic() of the next periodic update
+
+
+def _clock_speed(clock: Clock) -> float | None:
+    """Simulator seconds per wall second of a clock that runs: 1 for the wall clock, the
+    ``speed`` of a ScaledClock (or of any clock with a positive ``speed``); None for clocks
+    that stand still or move only when told."""
+    if isinstance(clock, SystemClock):
+        return 1.0
+    speed = getattr(clock, "speed", None)
+    if isinstance(speed, int | float) and not isinstance(speed, bool) and speed > 0:
+        return float(speed)
+    return None
 
 
 class Simulator:
@@ -161,6 +221,19 @@ class Simulator:
     Start it with :meth:`start` or as a context manager; it serves from background threads
     until :meth:`stop`. Every client that speaks the TWS API (``ibapi``, ``ib_async``,
     ibdata's own client) connects to :attr:`port` as it would to TWS.
+
+    Live bars: a reqHistoricalData with keepUpToDate is answered with its bars, then
+    historicalDataUpdate messages, formatted as the bars of historicalData (the bar count
+    included): every ``update_interval`` seconds the bar in progress (none while the market
+    is closed) and, when the clock runs (:class:`SystemClock`, :class:`ScaledClock`), at
+    each bar's end (a session's close included) the complete bar, exactly as a later
+    request returns it, followed by the new bar in progress. Faults act on them:
+    :meth:`connectivity_lost`, :meth:`hmds_farm_broken` pause them,
+    :meth:`connectivity_restored` and :meth:`hmds_farm_ok` resume them (bars that ended
+    meanwhile are never sent as updates), :meth:`connectivity_restored` with
+    ``data_lost``, :meth:`nightly_reset`, :meth:`end_subscriptions` and
+    :meth:`revoke_permission` drop them, :meth:`stall_subscriptions` silences them for good;
+    :attr:`live_subscriptions` counts those held.
 
     Args:
         host: address to listen on; loopback by default.
@@ -187,7 +260,8 @@ class Simulator:
             Time``), which the simulator has only for the zones listed in the simulator
             docs (others raise ValueError). Real TWS sends either.
         max_clients: simultaneous connections served; the next one is closed at once.
-        update_interval: seconds between historicalDataUpdate messages for keepUpToDate.
+        update_interval: seconds (wall time) between the periodic historicalDataUpdate
+            messages of a keepUpToDate subscription; those at a bar's end come on top.
         max_frame: largest frame accepted from a client before it is dropped.
         send_timeout: seconds a blocked write to a client may last before the client is
             considered dead (not reading) and dropped.
@@ -306,6 +380,8 @@ class Simulator:
         self._counters: collections.Counter[str] = collections.Counter()
         self._scheduler = _Scheduler()
         self._subs: dict[tuple[int, int], _Subscription] = {}
+        self._stalling = False
+        self._broken_hmds: set[str] = set()
         self._bar_cache = _ByteLRU(bar_cache_bytes)
         self._hmds_active: set[str] = set()
 
@@ -467,29 +543,164 @@ class Simulator:
 
         Sends 1100 and the farm-broken notices (2103, 2105, 2157) now, holds every data
         response for ``duration`` seconds, then sends the farm-OK notices and 1102 (or 1101
-        when ``data_lost``) and releases the held responses.
+        when ``data_lost``) and releases the held responses: :meth:`connectivity_lost`, then
+        :meth:`connectivity_restored` ``duration`` seconds later. Live subscriptions pause
+        meanwhile, and resume after 1102 or are dropped at 1101.
         """
         self.connectivity_lost()
         self._scheduler.call_later(duration, lambda: self.connectivity_restored(data_lost))
 
     def connectivity_lost(self) -> None:
-        """Send 1100 and farm-broken notices now and hold data responses until restored."""
+        """Send 1100 and farm-broken notices now and hold data responses until restored.
+
+        Live (keepUpToDate) subscriptions pause: they send no updates, not even at a bar's
+        end, until :meth:`connectivity_restored`.
+        """
         with self._lock:
             self._outage = True
         self._broadcast([(1100, TEXT_CONNECTIVITY[1100]), *BROKEN_FARMS])
 
     def connectivity_restored(self, data_lost: bool = False) -> None:
-        """Send farm-OK notices and 1102 (1101 when ``data_lost``) and release held data."""
+        """Send farm-OK notices and 1102 (1101 when ``data_lost``) and release held data.
+
+        After 1102 ("data maintained") paused subscriptions resume: their next update is the
+        bar in progress (or its end); bars that ended meanwhile are never sent as updates,
+        so a client must backfill them. After 1101 ("data lost") every live subscription
+        is dropped silently: no error, no more updates, and cancelling it later gets no
+        answer.
+        """
         code = 1101 if data_lost else 1102
-        self._broadcast([*RESTORED_FARMS, (code, TEXT_CONNECTIVITY[code])])
+        if data_lost:
+            self._drop_subscriptions(lambda sub: True)
+        self._restore([*RESTORED_FARMS, (code, TEXT_CONNECTIVITY[code])])
+
+    def _restore(self, notices: list[tuple[int, str]]) -> None:
+        """Send ``notices``, then release the data held since connectivity was lost."""
+        self._broadcast(notices)
         with self._lock:
             sessions = list(self._sessions.values())
         for s in sessions:
             s.requeue_held()  # the restore notices go out before the held data
         with self._lock:
+            if self._outage:
+                self._skip_ended_bars(lambda sub: True)
             self._outage = False
         for s in sessions:
             s.wake()
+
+    def nightly_reset(self, downtime: float, *, live_error: bool = True) -> None:
+        """Play TWS's nightly server reset; the socket stays open. Returns at once.
+
+        Sends 1100, 2103 (usfarm broken) and 2105 (ushmds broken) now; with ``live_error``
+        each live subscription then gets error 10182 "Failed to request live updates
+        (disconnected)." with its request id. Every live subscription is dropped either way
+        (no more updates; cancelling it gets no answer). Data requests made during the
+        downtime are held, as in an outage. After ``downtime`` seconds, in the background:
+        2104 (usfarm OK), 2106 (ushmds OK) and 1102 "data maintained", then the held
+        answers. Real TWS says "data maintained" although its keepUpToDate subscriptions
+        are gone: a client must subscribe again by itself.
+
+        Args:
+            downtime: seconds (wall time) between the reset's start and its end.
+            live_error: send 10182 to each live subscription (TWS does not always).
+
+        Raises:
+            ValueError: ``downtime`` is negative.
+        """
+        if downtime < 0:
+            raise ValueError(f"downtime must be >= 0 seconds, got {downtime!r}")
+        with self._lock:
+            self._outage = True
+        self._broadcast([(1100, TEXT_CONNECTIVITY[1100]), *RESET_BROKEN])
+        error = (10182, TEXT_LIVE_DISCONNECTED) if live_error else None
+        self._drop_subscriptions(lambda sub: True, error=lambda sub: error)
+        restored = [*RESET_RESTORED, (1102, TEXT_CONNECTIVITY[1102])]
+        self._scheduler.call_later(downtime, lambda: self._restore(restored))
+
+    def hmds_farm_broken(self, farm: str = "ushmds") -> None:
+        """Send 2105 "HMDS data farm connection is broken:<farm>" to every session; live
+        subscriptions served by ``farm`` pause until :meth:`hmds_farm_ok`.
+
+        A contract's farm is ``cashhmds`` for FX, ``euhmds`` for European markets and
+        ``ushmds`` for the rest. Historical requests are still answered.
+
+        Raises:
+            ValueError: ``farm`` is empty or not plain text.
+        """
+        _check_farm(farm)
+        with self._lock:
+            self._broken_hmds.add(farm)
+        self._broadcast([(2105, TEXT_HMDS_BROKEN + farm)])
+
+    def hmds_farm_ok(self, farm: str = "ushmds") -> None:
+        """Send 2106 "HMDS data farm connection is OK:<farm>" to every session; subscriptions
+        paused by :meth:`hmds_farm_broken` resume as after 1102 (see
+        :meth:`connectivity_restored`).
+
+        Raises:
+            ValueError: ``farm`` is empty or not plain text.
+        """
+        _check_farm(farm)
+        with self._lock:
+            if farm in self._broken_hmds:
+                self._skip_ended_bars(lambda sub: sub.farm == farm)
+            self._broken_hmds.discard(farm)
+        self._broadcast([(2106, TEXT_HMDS_OK + farm)])
+
+    def stall_subscriptions(self, stalled: bool = True) -> None:
+        """While ``stalled``: every live subscription, and every one made from now on, stops
+        sending updates for good, with no notice (history is still answered).
+
+        ``stall_subscriptions(False)`` lets subscriptions made later work normally; those
+        already stalled stay silent until cancelled, as a stalled subscription at IB never
+        recovers by itself: a client must notice the silence and subscribe again.
+        """
+        with self._lock:
+            self._stalling = stalled
+            if stalled:
+                for sub in self._subs.values():
+                    sub.stalled = True
+                    self._scheduler.cancel(sub.handle)
+
+    def end_subscriptions(self, instrument: str | int, code: int, text: str | None = None) -> int:
+        """End every live subscription of an instrument with error ``code``; returns how many.
+
+        Each gets error ``code`` with its request id and is dropped: no more updates, and
+        cancelling it gets no answer. Use it for a contract that expired (200 "No security
+        definition has been found for the request") or any other end TWS may announce;
+        :meth:`revoke_permission` plays a lost permission.
+
+        Args:
+            instrument: a symbol (every contract of it: all of a future's months) or a conId.
+            code: the IB error code to send.
+            text: the error text; a typical TWS text for ``code`` (as for
+                :meth:`fail_next`) if None.
+        """
+        match = _instrument_matcher(instrument)
+        message = text or DEFAULT_ERROR_TEXTS.get(code, f"Simulated error {code}")
+        return self._drop_subscriptions(
+            lambda sub: match(sub.contract), error=lambda sub: (code, message)
+        )
+
+    def revoke_permission(self, instrument: str | int) -> int:
+        """Take away the market-data permission of an instrument; returns how many live
+        subscriptions it ended.
+
+        Its live subscriptions get 162 "Historical Market Data Service error message:No
+        market data permissions for <exchange> <secType>" and are dropped (see
+        :meth:`end_subscriptions`), and later historical requests for it are refused with
+        the same error, as for the ``no_permission`` option.
+
+        Args:
+            instrument: a symbol (every contract of it) or a conId.
+        """
+        match = _instrument_matcher(instrument)
+        with self._lock:
+            self._no_permission.add(str(instrument).strip().upper())
+        return self._drop_subscriptions(
+            lambda sub: match(sub.contract),
+            error=lambda sub: (162, _no_permission_text(sub.contract)),
+        )
 
     def send_raw(self, data: bytes, *, client_id: int | None = None) -> int:
         """Write raw bytes to every API session (or the one with ``client_id``).
@@ -521,6 +732,13 @@ class Simulator:
 
     # ------------------------------------------------------------------ observation
     @property
+    def live_subscriptions(self) -> int:
+        """The number of keepUpToDate subscriptions held over all sessions (live, paused or
+        stalled), not counting those cancelled by their client or dropped by the simulator."""
+        with self._lock:
+            return len(self._subs)
+
+    @property
     def stats(self) -> SimStats:
         """A snapshot of the simulator's counters."""
         with self._lock:
@@ -534,6 +752,7 @@ class Simulator:
                 pacing_violations=c["pacing_violations"],
                 order_messages=c["order_messages"],
                 dropped_clients=c["dropped_clients"],
+                live_updates_sent=c["live_updates_sent"],
             )
 
     @property
@@ -579,9 +798,8 @@ class Simulator:
     def _forget(self, session: _Session) -> None:
         with self._lock:
             self._sessions.pop(session.number, None)
-            for key in [k for k in self._subs if k[0] == session.number]:
-                sub = self._subs.pop(key)
-                self._scheduler.cancel(sub.handle)
+            for sub in [sub for sub in self._subs.values() if sub.session is session]:
+                self._end_subscription(sub)
         self._close_slots(lambda key: key[0] == session.number)
 
     def _api_sessions(self) -> list[_Session]:
@@ -666,13 +884,12 @@ class Simulator:
             SimError: 200/321 from the catalog, or 162 "No market data permissions".
         """
         c = self.catalog.resolve(query, self._today())
-        if self._no_permission and (
-            c.symbol.upper() in self._no_permission or str(c.con_id) in self._no_permission
-        ):
-            raise SimError(
-                162,
-                f"{HMDS}No market data permissions for {c.permission_exchange} {c.sec_type}",
+        with self._lock:
+            refused = c.symbol.upper() in self._no_permission or (
+                str(c.con_id) in self._no_permission
             )
+        if refused:
+            raise SimError(162, _no_permission_text(c))
         return c
 
     def _today(self) -> dt.date:
@@ -735,7 +952,8 @@ class Simulator:
         return True
 
     def _handle_historical_data(self, s: _Session, fields: list[str]) -> None:
-        """reqHistoricalData: validate like TWS, pace, then answer historicalData (17)."""
+        """reqHistoricalData: validate like TWS, pace, then answer historicalData (17); with
+        keepUpToDate, start the subscription's updates."""
         req = m.read_historical_request(fields)
         self._count("historical_requests")
         key = (s.number, req.req_id)
@@ -804,13 +1022,17 @@ class Simulator:
             req.req_id, start_text, end_text, count, body, server_version=s.server_version
         )
         if req.keep_up_to_date:
-            sub = _Subscription(key, contract, req)
-            with self._lock:
-                self._subs[key] = sub
-                sub.handle = self._scheduler.call_every(
-                    self.update_interval, lambda: self._update(s, sub)
+            with self._lock:  # the answer is queued before the first update can be
+                s.dropped_ids.discard(req.req_id)
+                sub = _Subscription(
+                    key, s, contract, req, hmds_farm(contract), stalled=self._stalling
                 )
-            s.enqueue(frame, held=True, key=key)
+                self._subs[key] = sub
+                s.enqueue(frame, held=True, key=key)
+                if _clock_speed(self.clock) is not None:
+                    sub.next_end = _bars.next_bar_end(contract, req.bar_size, req.use_rth, plan.end)
+                sub.next_periodic = time.monotonic() + self.update_interval
+                self._schedule(sub)
         else:
             s.enqueue(frame, held=True, key=key, on_sent=lambda: self._close_slot(key))
 
@@ -889,39 +1111,135 @@ class Simulator:
             for b in bars
         ]
 
-    def _update(self, s: _Session, sub: _Subscription) -> None:
-        """Send a historicalDataUpdate with the bar that contains "now", cut at "now"."""
-        now = self.clock.now()
-        req = sub.request
-        size = dt.timedelta(seconds=max(_bars.BAR_SIZES[req.bar_size], 1))
-        bars = _bars.generate(
-            sub.contract,
-            req.what_to_show,
-            req.bar_size,
-            req.use_rth,
-            now - 2 * size,
-            now + size,  # the bar that starts at or before now, whatever its length
-            now=now,
-        )
-        if not bars:
+    # ------------------------------------------------------------------ live subscriptions
+    def _schedule(self, sub: _Subscription) -> None:
+        """Set the subscription's one timer: at its next periodic update or, for a clock
+        that runs, at the end of the bar in progress, whichever comes first. Call with the
+        lock held."""
+        if sub.ended or sub.stalled:
             return
-        (bar,) = self._wire_bars(s, sub.contract, req, bars[-1:])
-        s.send(m.historical_data_update_fields(req.req_id, "-1", bar))
+        delay = sub.next_periodic - time.monotonic()
+        speed = _clock_speed(self.clock)
+        if speed is not None and sub.next_end is not None:
+            left = (sub.next_end - self.clock.now()).total_seconds() / speed
+            delay = min(delay, left)
+        sub.handle = self._scheduler.call_later(max(delay, 0.0), lambda: self._tick(sub))
+
+    def _skip_ended_bars(self, resumed: Callable[[_Subscription], bool]) -> None:
+        """On resuming: no subscription sends a bar that ended while it was paused, even if
+        its timer is late. Call with the lock held."""
+        now = self.clock.now()
+        for sub in self._subs.values():
+            if resumed(sub) and sub.next_end is not None and sub.next_end <= now:
+                req = sub.request
+                sub.next_end = _bars.next_bar_end(sub.contract, req.bar_size, req.use_rth, now)
+
+    def _paused(self, sub: _Subscription) -> bool:
+        return self._outage or self._deaf or sub.farm in self._broken_hmds
+
+    def _tick(self, sub: _Subscription) -> None:
+        """The subscription's timer: at a bar's end the complete bar and the one now in
+        progress; at the periodic time the bar in progress; nothing while paused."""
+        with self._lock:  # serialises with cancels and drops: no update after either
+            if sub.ended or sub.stalled:
+                return
+            c, req = sub.contract, sub.request
+            now = self.clock.now()
+            mono = time.monotonic()
+            paused = self._paused(sub)
+            bars: list[_bars.SimBar] = []
+            ended = False
+            if _clock_speed(self.clock) is None:
+                sub.next_end = None
+            elif sub.next_end is None or paused:
+                # no session was near, or paused: updates of bars that end meanwhile are lost
+                if sub.next_end is None or sub.next_end <= now:
+                    sub.next_end = _bars.next_bar_end(c, req.bar_size, req.use_rth, now)
+            else:
+                while sub.next_end is not None and sub.next_end <= now:
+                    ended = True
+                    if len(bars) == MAX_CATCH_UP:
+                        sub.next_end = _bars.next_bar_end(c, req.bar_size, req.use_rth, now)
+                        break
+                    bar = _bars.bar_ending(
+                        c, req.what_to_show, req.bar_size, req.use_rth, sub.next_end
+                    )
+                    if bar is not None:
+                        bars.append(bar)
+                    sub.next_end = _bars.next_bar_end(c, req.bar_size, req.use_rth, sub.next_end)
+            periodic = mono >= sub.next_periodic
+            if periodic:
+                missed = (mono - sub.next_periodic) // self.update_interval
+                sub.next_periodic += (missed + 1) * self.update_interval
+            if (ended or periodic) and not paused:
+                bar = _bars.forming_bar(c, req.what_to_show, req.bar_size, req.use_rth, now)
+                if bar is not None and (not bars or bar.start >= bars[-1].end):
+                    bars.append(bar)
+            if bars and not paused:
+                self._send_updates(sub, bars)
+            self._schedule(sub)
+
+    def _send_updates(self, sub: _Subscription, bars: list[_bars.SimBar]) -> None:
+        """historicalDataUpdate (90) for each bar, in one write, formatted as historicalData
+        formats the same bars for this session (the bar count included)."""
+        s, req = sub.session, sub.request
+        data = b"".join(
+            encode(m.historical_data_update_fields(req.req_id, w.count, w))
+            for w in self._wire_bars(s, sub.contract, req, bars)
+        )
+        n = len(bars)
+        s.enqueue(data, held=False, on_sent=lambda: self._count("live_updates_sent", n))
+
+    def _end_subscription(self, sub: _Subscription) -> None:
+        """Forget a subscription and stop its timer (its slot is the caller's). Call with the
+        lock held."""
+        self._subs.pop(sub.key, None)
+        sub.ended = True
+        self._scheduler.cancel(sub.handle)
+
+    def _drop_subscriptions(
+        self,
+        match: Callable[[_Subscription], bool],
+        *,
+        error: Callable[[_Subscription], tuple[int, str] | None] = lambda sub: None,
+    ) -> int:
+        """Drop the matching subscriptions, sending each the error ``error`` gives (None:
+        silently); their ids are remembered so that cancelling them gets no answer.
+        Returns how many were dropped."""
+        with self._lock:
+            dropped = [sub for sub in self._subs.values() if match(sub)]
+            for sub in dropped:
+                self._end_subscription(sub)
+                sub.session.dropped_ids.add(sub.key[1])
+                notice = error(sub)
+                if notice is not None:
+                    frame = sub.session.error_frame(sub.key[1], *notice)
+                    sub.session.send(frame, delay=0.0)
+        for sub in dropped:
+            self._close_slot(sub.key)
+        if dropped:
+            log.info("dropped %d live subscription(s)", len(dropped))
+        return len(dropped)
 
     def _handle_cancel_historical(self, s: _Session, fields: list[str]) -> None:
         """cancelHistoricalData: 162 "query cancelled" if its answer is still pending, silence
-        for a keepUpToDate subscription, 366 if unknown."""
+        for a keepUpToDate subscription (live, paused, stalled, or dropped by the
+        simulator), 366 if unknown."""
         cur = m.FieldCursor(fields)
         cur.integer()  # version
         req_id = cur.integer()
         key = (s.number, req_id)
         with self._lock:
-            sub = self._subs.pop(key, None)
+            sub = self._subs.get(key)
             if sub is not None:
-                self._scheduler.cancel(sub.handle)
-        if sub is not None:
+                self._end_subscription(sub)
+            dropped = req_id in s.dropped_ids
+            s.dropped_ids.discard(req_id)
+        if sub is not None or dropped:
             # A live subscription just stops: no answer (TWS's reply is unverified, and a
-            # 162 for a finished request is logged as an error by ib_async).
+            # 162 for a finished request is logged as an error by ib_async). One the
+            # simulator dropped is over already: no answer either.
+            s.cancel_pending(key)
             self._close_slot(key)
         elif s.cancel_pending(key):
             self._close_slot(key)
@@ -984,6 +1302,8 @@ class _Session:
         self._queued_bytes = 0
         self._cancelled: set[tuple[int, int]] = set()
         self._pending: collections.Counter[tuple[int, int]] = collections.Counter()
+        #: request ids of live subscriptions the simulator dropped: cancels get no answer
+        self.dropped_ids: set[int] = set()
         self._closing = False
         self._next_id = 1
         self._sent_total = 0
@@ -1469,8 +1789,7 @@ class _Scheduler:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], None], float]] = []
-        self._cancelled: set[int] = set()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -1492,21 +1811,27 @@ class _Scheduler:
             thread.join(5)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> int:
-        return self._push(delay, fn, 0.0)
-
-    def call_every(self, interval: float, fn: Callable[[], None]) -> int:
-        return self._push(interval, fn, interval)
-
-    def _push(self, delay: float, fn: Callable[[], None], every: float) -> int:
+        """Run ``fn`` in ``delay`` seconds (never once stopped); returns the timer's handle."""
         handle = next(self._ids)
         with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + delay, handle, fn, every))
-            self._cond.notify_all()
+            if not self._stopping:
+                heapq.heappush(self._heap, (time.monotonic() + delay, handle, fn))
+                self._cond.notify_all()
         return handle
 
     def cancel(self, handle: int) -> None:
+        """Remove a timer; nothing happens for one that already ran (or is running)."""
         with self._cond:
-            self._cancelled.add(handle)
+            kept = [entry for entry in self._heap if entry[1] != handle]
+            if len(kept) != len(self._heap):
+                heapq.heapify(kept)
+                self._heap = kept
+
+    @property
+    def pending(self) -> int:
+        """Timers waiting to run."""
+        with self._cond:
+            return len(self._heap)
 
     def _run(self) -> None:
         while True:
@@ -1517,12 +1842,7 @@ class _Scheduler:
                     if self._heap:
                         due = self._heap[0][0] - time.monotonic()
                         if due <= 0:
-                            when, handle, fn, every = heapq.heappop(self._heap)
-                            if handle in self._cancelled:
-                                self._cancelled.discard(handle)
-                                continue
-                            if every > 0:
-                                heapq.heappush(self._heap, (when + every, handle, fn, every))
+                            fn = heapq.heappop(self._heap)[2]
                             break
                         self._cond.wait(due)
                     else:
