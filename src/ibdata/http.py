@@ -44,6 +44,18 @@ Endpoints
 - ``GET /ib/products``: the product registry, code → ``symbol``, ``secType`` (what the
   plain code resolves to: ``CONTFUT`` for futures), ``exchange``, ``currency``, ``name``,
   ``tradingClass``, ``multiplier``, ``months``.
+- ``GET /ib/stream/{symbol}``: live bars as Server-Sent Events
+  (:meth:`ibdata.Client.stream_bars`). ``barSize`` (required), ``whatToShow``, ``useRTH``,
+  ``secType``, ``exchange``, ``currency`` as for market data; ``start`` (a time) or
+  ``lookback`` (seconds) to begin with history; ``partial=true`` for the bar still
+  forming. Each final bar is ``id: <its time>``, ``event: bar``, ``data: <the bar's JSON>``
+  (as one element of market data's ``data``); a forming bar is ``event: partial`` without
+  an id; what happens to the stream (a gap backfilled, a resubscription ...) is ``event:
+  notice`` with ``{"kind", "detail", "code"}``; an error that ends the stream is ``event:
+  error`` with the error body, and the response ends. A comment ``: keep-alive`` is sent
+  after 15 s of silence. ``Last-Event-ID`` (or the ``lastEventId`` parameter) resumes after
+  that bar, with no gap and no duplicate. Errors found before streaming are the usual JSON
+  answers. The stream is cancelled at IB when the HTTP client goes away or the app stops.
 - ``GET /openapi.json``, ``GET /docs``: the schema and interactive docs (always open).
 
 Errors
@@ -76,6 +88,7 @@ as its id when it is a plain token of at most 128 characters, and is returned on
 response.
 """
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -89,8 +102,9 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Annotated, Any
 
+import anyio
 import attrs
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -98,11 +112,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ibdata import _validate as v
 from ibdata._client import Client
 from ibdata._docs_ui import add_docs
+from ibdata._stream import LIVE_WHAT_TO_SHOW, BarStream, StreamEvent
 from ibdata._version import __version__
 from ibdata.exceptions import (
     AmbiguousContractError,
@@ -118,7 +134,15 @@ from ibdata.exceptions import (
     SessionError,
     UnknownProductError,
 )
-from ibdata.models import BarSize, Contract, ContractDetails, Health, SecType, WhatToShow
+from ibdata.models import (
+    Bar,
+    BarSize,
+    Contract,
+    ContractDetails,
+    Health,
+    SecType,
+    WhatToShow,
+)
 
 __all__ = ["create_app"]
 
@@ -127,6 +151,7 @@ access_log = logging.getLogger("ibdata.http.access")
 
 UTC = dt.timezone.utc
 _IB_UTC = re.compile(r"\d{8}-\d{2}:\d{2}:\d{2}")
+_DATE_ID = re.compile(r"\d{8}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 #: Exception class → HTTP status; the first match wins.
@@ -315,11 +340,48 @@ def _responses(*statuses: int, guarded: bool) -> dict[int | str, dict[str, Any]]
     return {s: {"model": ErrorBody, "description": _MEANING[s]} for s in chosen}
 
 
+def _json_responses(*statuses: int, guarded: bool) -> dict[int | str, dict[str, Any]]:
+    """:func:`_responses` for an endpoint whose own answer is not JSON: FastAPI would
+    document a ``model`` in the endpoint's media type, but errors are JSON."""
+    schema = {"$ref": "#/components/schemas/ErrorBody"}  # there: the other endpoints use it
+    return {
+        status: {
+            "description": response["description"],
+            "content": {"application/json": {"schema": schema}},
+        }
+        for status, response in _responses(*statuses, guarded=guarded).items()
+    }
+
+
 #: IB's closed sets, offered as dropdowns; ibdata still validates (other spellings IB
 #: accepts, such as "1W", keep working) and answers in the REST parameter's name.
 _BAR_SIZES = [size.value for size in BarSize]
 _SHOWS = [show.value for show in WhatToShow]
 _SEC_TYPES = [kind.value for kind in SecType]
+
+#: What live bars take (IB's keepUpToDate rules).
+_LIVE_SIZES = [size.value for size in BarSize if size.seconds >= 5]
+_LIVE_SHOWS = [show.value for show in LIVE_WHAT_TO_SHOW]
+
+#: The event stream's 200, for the schema.
+_STREAM_OK: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events until the client disconnects: `event: bar` (with "
+        "`id:`, the bar's time) for each final bar, `event: partial` for the bar forming "
+        "(with partial=true), `event: notice` ({kind, detail, code}) for what happens to "
+        "the stream, `event: error` (the error body) when an error ends it, and the "
+        "comment `: keep-alive` after 15 s of silence. Each `data:` is one line of JSON; "
+        "a bar is as in market data's `data`.",
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "example": 'id: 2025-03-12T15:00:00Z\nevent: bar\ndata: {"time":'
+                '"2025-03-12T15:00:00Z","open":254.2,"high":254.5,"low":254.1,'
+                '"close":254.3,"volume":5100,"count":61,"wap":254.28}\n\n',
+            }
+        },
+    }
+}
 
 #: The contract overrides both data endpoints take.
 SecTypeQuery = Annotated[
@@ -397,6 +459,20 @@ def _number(value: float | None) -> float | int | None:
     return int(value) if value is not None and value.is_integer() else value
 
 
+def _bar(b: Bar) -> dict[str, Any]:
+    """One bar as market data's ``data`` holds it (and an event stream's ``data:``)."""
+    return {
+        "time": _iso(b.time),
+        "open": b.open,
+        "high": b.high,
+        "low": b.low,
+        "close": b.close,
+        "volume": _number(b.volume),
+        "count": b.count,
+        "wap": b.wap,
+    }
+
+
 def _contract(c: Contract) -> dict[str, Any]:
     return {to_camel(key): value for key, value in attrs.asdict(c).items()}
 
@@ -424,6 +500,10 @@ def _health(h: Health) -> JSONResponse:
     return JSONResponse(h.to_dict(), 200 if h.status == "healthy" else 503)
 
 
+def _body(message: str, code: int | None = None, **extra: Any) -> dict[str, Any]:
+    return {"error": message, "code": code, "timestamp": _now()} | extra
+
+
 def _error(
     status: int,
     message: str,
@@ -432,24 +512,29 @@ def _error(
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body = {"error": message, "code": code, "timestamp": _now()}
-    return JSONResponse(body | extra, status, headers=headers)
+    return JSONResponse(_body(message, code, **extra), status, headers=headers)
 
 
 # ---------------------------------------------------------------- errors
-async def _on_exception(request: Request, exc: Exception) -> JSONResponse:
+def _failure(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """The status, error body and headers ``exc`` is answered with."""
     status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 500)
-    if status == 500:  # a bug: Starlette re-raises it for the server to log
-        return _error(500, "internal error; see the server's log")
+    if status == 500:  # a bug
+        return 500, _body("internal error; see the server's log"), None
     code = exc.code if isinstance(exc, (RequestError, SessionError)) else None
     code = code or None  # 0: ibdata found it, not IB
     if isinstance(exc, PacingViolationError):
-        retry = {"Retry-After": str(math.ceil(exc.retry_after))}
-        return _error(status, str(exc), code, headers=retry)
+        return status, _body(str(exc), code), {"Retry-After": str(math.ceil(exc.retry_after))}
     if isinstance(exc, AmbiguousContractError):
         candidates = [_contract(c) for c in exc.candidates]
-        return _error(status, str(exc), code, candidates=candidates)
-    return _error(status, str(exc), code)
+        return status, _body(str(exc), code, candidates=candidates), None
+    return status, _body(str(exc), code), None
+
+
+async def _on_exception(request: Request, exc: Exception) -> JSONResponse:
+    # a bug (500) is answered too, and Starlette re-raises it for the server to log
+    status, body, headers = _failure(exc)
+    return JSONResponse(body, status, headers=headers)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -501,8 +586,134 @@ class _AccessLog:
         return None
 
 
+# ---------------------------------------------------------------- live bars
+#: Seconds of silence after which an event stream sends the comment ``: keep-alive``, so
+#: that proxies keep the connection open.
+KEEP_ALIVE = 15.0
+#: Seconds between an event stream's checks that its BarStream goes on.
+_POLL = 0.5
+#: What an event stream's queue is told when the bar stream has ended.
+_ENDED = object()
+
+
+def _sse(event: str, data: Mapping[str, Any], id: str | None = None) -> bytes:
+    """One Server-Sent Event: ``id:`` (if any), ``event:``, one ``data:`` line of JSON."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    head = "" if id is None else f"id: {id}\n"
+    return f"{head}event: {event}\ndata: {text}\n\n".encode()
+
+
+def _resume(text: str | None, name: str, size: BarSize) -> dt.datetime | dt.date | None:
+    """Where a stream resumes after the bar whose event id is ``text``: the next bar's start
+    (intraday) or the next day (daily and longer bars); None for no id.
+
+    Raises:
+        ValueError: ``text`` is no bar time, naming ``name``.
+    """
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    try:
+        if _DATE_ID.fullmatch(text):
+            last = dt.datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
+        else:
+            last = v.when(text, name).astimezone(UTC)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be the id of a bar event: its time, such as 2025-03-12T15:00:00Z "
+            f"(or 20250312 for daily bars); got {text!r}"
+        ) from None
+    if size.intraday:
+        return last + dt.timedelta(seconds=size.seconds)
+    return last.date() + dt.timedelta(days=1)
+
+
+class _EventStream(StreamingResponse):
+    """A live :class:`ibdata.BarStream` as ``text/event-stream`` (``GET /ib/stream``).
+
+    The stream's thread hands bars and events to the event loop (``on_bar``/``on_event``
+    put them on ``inbox``): no worker thread of the app waits for bars. When the HTTP
+    client goes away, the server stops, or the stream ends, the stream is closed (its
+    subscription cancelled at IB) and forgotten by ``live``.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, stream: BarStream, inbox: asyncio.Queue[object], live: set[BarStream]
+    ) -> None:
+        self._stream = stream
+        self._live = live
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        super().__init__(self._events(inbox), headers=headers)
+
+    async def _events(self, inbox: asyncio.Queue[object]) -> AsyncIterator[bytes]:
+        stream = self._stream
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
+        while True:
+            try:
+                item = await asyncio.wait_for(inbox.get(), _POLL)
+            except asyncio.TimeoutError:
+                if stream.closed:
+                    # its last deliveries were queued on the loop before it ended
+                    loop.call_soon(inbox.put_nowait, _ENDED)
+                elif loop.time() - quiet_since >= KEEP_ALIVE:
+                    quiet_since = loop.time()
+                    yield b": keep-alive\n\n"
+                continue
+            quiet_since = loop.time()
+            if item is _ENDED:
+                if stream.error is not None:
+                    _, body, _ = _failure(stream.error)
+                    yield _sse("error", body)
+                return
+            if isinstance(item, StreamEvent):
+                if item.kind != "ended":  # the error event says it
+                    yield _sse(
+                        "notice", {"kind": item.kind, "detail": item.detail, "code": item.code}
+                    )
+            elif isinstance(item, Bar):
+                if type(item) is Bar:
+                    yield _sse("bar", _bar(item), id=_iso(item.time))
+                else:  # a PartialBar
+                    yield _sse("partial", _bar(item))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def respond() -> None:
+                    with contextlib.suppress(OSError):  # the client went away mid-write
+                        await self.stream_response(send)
+                    group.cancel_scope.cancel()
+
+                group.start_soon(respond)
+                await self.listen_for_disconnect(receive)
+                group.cancel_scope.cancel()
+        finally:
+            self._stream.close(timeout=0)
+            self._live.discard(self._stream)
+
+
 # ---------------------------------------------------------------- the app
 class _App(FastAPI):
+    #: The bar streams of open event streams (``GET /ib/stream``).
+    live_streams: set[BarStream]
+
+    def close_streams(self) -> int:
+        """End every open event stream now: each response ends and its subscription is
+        cancelled at IB. Returns how many there were.
+
+        For a server that is stopping: uvicorn waits for responses in flight (up to its
+        graceful timeout) before the app's shutdown runs, and an event stream never ends
+        by itself.
+        """
+        streams = list(self.live_streams)
+        for stream in streams:
+            stream.close(timeout=0)
+        return len(streams)
+
     def openapi(self) -> dict[str, Any]:
         """The schema without FastAPI's 422: validation errors are answered with 400."""
         if self.openapi_schema is None:
@@ -550,7 +761,8 @@ def create_app(
     Returns:
         The app, for uvicorn or any ASGI server. A failed connect at start-up is logged and
         the app serves anyway: ``/ib/health`` answers 503 until ``POST /ib/reconnect``
-        succeeds.
+        succeeds. Its ``close_streams()`` ends every open event stream (``/ib/stream``)
+        at once, for a server that begins to stop; they are closed at shutdown anyway.
 
     Raises:
         TypeError: ``client`` is not a Client.
@@ -573,7 +785,7 @@ def create_app(
             )
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: _App) -> AsyncIterator[None]:
         ib = client if client is not None else Client.from_env()
         app.state.client = ib
         managed = client is None or manage_client
@@ -589,6 +801,7 @@ def create_app(
         try:
             yield
         finally:
+            app.close_streams()
             if managed:
                 await run_in_threadpool(ib.close)
 
@@ -602,6 +815,7 @@ def create_app(
     )
     add_docs(app)
     app.state.client = client
+    app.live_streams = set()
     app.add_middleware(_AccessLog)
     for cls in (IBDataError, ValueError, TypeError, Exception):
         app.add_exception_handler(cls, _on_exception)
@@ -706,19 +920,7 @@ def create_app(
                 max_requests=max_range_requests,
             )
         elapsed = round((time.perf_counter() - started) * 1000)
-        data = [
-            {
-                "time": _iso(b.time),
-                "open": b.open,
-                "high": b.high,
-                "low": b.low,
-                "close": b.close,
-                "volume": _number(b.volume),
-                "count": b.count,
-                "wap": b.wap,
-            }
-            for b in bars
-        ]
+        data = [_bar(b) for b in bars]
         body = {
             "symbol": symbol,
             "duration": duration if duration is not None or start is not None else "1 D",
@@ -791,5 +993,118 @@ def create_app(
                 "months": p.months,
             }
         return JSONResponse({"products": out, "count": len(out)})
+
+    @app.get(
+        "/ib/stream/{symbol}",
+        response_class=_EventStream,
+        status_code=200,
+        responses=_STREAM_OK | _json_responses(400, 403, 404, 429, 502, 503, 504, guarded=guarded),
+        dependencies=guard,
+        summary="Live bars (Server-Sent Events)",
+    )
+    async def stream(
+        symbol: Annotated[str, Path(title="Symbol", description=_SYMBOL)],
+        *,
+        ib: IB,
+        bar_size: Annotated[
+            str,
+            Query(
+                alias="barSize",
+                title="Bar size",
+                description="IB's bar size, 5 secs or longer (IB's rule for live bars)",
+                json_schema_extra={"enum": _LIVE_SIZES},
+            ),
+        ],
+        what_to_show: Annotated[
+            str,
+            Query(
+                alias="whatToShow",
+                title="What to show",
+                description="what the bars measure (IB streams these four)",
+                json_schema_extra={"enum": _LIVE_SHOWS},
+            ),
+        ] = "TRADES",
+        use_rth: Annotated[
+            bool,
+            Query(alias="useRTH", title="Regular trading hours only"),
+        ] = False,
+        start: Annotated[
+            str | None,
+            Query(
+                title="Start",
+                description="first send the bars from this time (history), then the live ones; "
+                "default: only bars that end from now on",
+            ),
+        ] = None,
+        lookback: Annotated[
+            float | None,
+            Query(title="Lookback", description="instead of start: this many seconds before now"),
+        ] = None,
+        partial: Annotated[
+            bool,
+            Query(
+                title="Partial bars",
+                description="also send the bar still forming after every update "
+                "(event: partial, without an id)",
+            ),
+        ] = False,
+        last_event_id: Annotated[
+            str | None,
+            Header(
+                alias="Last-Event-ID",
+                title="Last event id",
+                description="resume after this bar (the id of its event): sent by EventSource "
+                "when it reconnects; wins over start, lookback and lastEventId",
+            ),
+        ] = None,
+        last_event_id_query: Annotated[
+            str | None,
+            Query(
+                alias="lastEventId",
+                title="Last event id (parameter)",
+                description="Last-Event-ID, for clients that cannot set headers",
+            ),
+        ] = None,
+        sec_type: SecTypeQuery = None,
+        exchange: ExchangeQuery = None,
+        currency: CurrencyQuery = None,
+    ) -> _EventStream:
+        """Live bars of a product code, a product code with a month, or a symbol, as
+        Server-Sent Events: history from ``start`` first if given, then each bar as it
+        ends; ``Last-Event-ID`` resumes after a bar with no gap and no duplicate."""
+        with _rest_names():
+            size = v.bar_size(bar_size)
+            resume = _resume(last_event_id, "Last-Event-ID", size) or _resume(
+                last_event_id_query, "lastEventId", size
+            )
+            begin = resume if resume is not None else _time(start, "start")
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[object] = asyncio.Queue()
+
+        def deliver(item: object) -> None:  # on the stream's thread
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody listens
+                loop.call_soon_threadsafe(inbox.put_nowait, item)
+
+        def open_stream() -> BarStream:
+            with _rest_names():
+                return ib.stream_bars(
+                    symbol,
+                    bar_size=size,
+                    what_to_show=what_to_show,
+                    use_rth=use_rth,
+                    start=begin,
+                    lookback=None if resume is not None else lookback,
+                    on_bar=deliver,
+                    on_event=deliver,
+                    include_partial=partial,
+                    sec_type=sec_type,
+                    exchange=exchange,
+                    currency=currency,
+                )
+
+        with anyio.CancelScope(shield=True):  # a stream opened reaches the response
+            bars = await run_in_threadpool(open_stream)
+        app.live_streams.add(bars)
+        return _EventStream(bars, inbox, app.live_streams)
 
     return app
