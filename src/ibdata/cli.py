@@ -6,6 +6,9 @@ Commands::
                        [--rth] [--sec-type T] [--exchange X] [--currency C]
                        [--format table|csv|json|parquet] [-o FILE] [--cache STORE | --no-cache]
                        [--progress | --no-progress] [--max-requests N] [--dry-run]
+    ibdata stream SYMBOL --bar-size S [--what-to-show W] [--rth] [--start T | --lookback SECONDS]
+                         [--partial] [--format table|csv|jsonl] [--stall-after SECONDS]
+                         [--sec-type T] [--exchange X] [--currency C]
     ibdata contract SYMBOL [--sec-type T] [--exchange X] [--currency C] [--include-expired]
                            [--format table|json] [-o FILE]
     ibdata products [--format table|csv|json] [-o FILE]
@@ -19,7 +22,7 @@ Commands::
                       [--start T] [--end T]
                                   what a store holds, as a hive-partitioned Parquet dataset
 
-``bars``, ``contract`` and ``health`` talk to TWS / IB Gateway and take ``--host``,
+``bars``, ``stream``, ``contract`` and ``health`` talk to TWS / IB Gateway and take ``--host``,
 ``--port``, ``--client-id`` (defaults: ``$IB_HOST``, ``$IB_PORT``, ``$IB_CLIENT_ID``, else
 127.0.0.1, 7497 and a random id), ``--timeout`` (seconds per request, 60) and
 ``--connect-timeout`` (10). ``$IBDATA_PRODUCTS`` names a file of extra product codes.
@@ -54,6 +57,13 @@ Decisions, also stated in ``--help``:
 - ``--format parquet`` writes :meth:`ibdata.Bars.to_arrow` to ``-o FILE`` (required: a
   usage error without it); ``export`` writes a store's bars as a hive-partitioned Parquet
   dataset (``ibdata._frames.export_parquet``) and never contacts TWS.
+- ``stream`` (:meth:`ibdata.Client.stream_bars`) prints each bar as it ends, flushed line by
+  line, until Ctrl-C (exit 130, the stream cancelled at IB) or an error that ends the
+  stream (exit 1). ``table`` and ``csv`` print their header once; ``jsonl`` is one object
+  per line, as ``bars --format json`` writes each bar. ``--partial`` also prints the bar
+  still forming after every update, with a ``final`` column (``jsonl``: key). What happens
+  to the stream (a resubscription, a gap backfilled ...) is one line ``# kind: detail``
+  on stderr with ``-v`` only.
 - ``ibdata cache`` without a subcommand prints its help and exits 0.
 - ``health`` connects and prints the session's state (``disconnected`` when it cannot
   connect); it exits 0 when the state is ``healthy``, 1 otherwise, with the reason on stderr.
@@ -95,9 +105,18 @@ from ibdata._frames import number_text
 from ibdata._ibapi import release as ibapi_release
 from ibdata._progress import tqdm_progress
 from ibdata._serve import DEFAULT_MAX_RANGE_REQUESTS
+from ibdata._stream import LIVE_WHAT_TO_SHOW, PartialBar, StreamEvent
 from ibdata._version import __version__
 from ibdata.exceptions import IBDataError, RangeTooLargeError, SessionError
-from ibdata.models import Bars, ContractDetails, DownloadPlan, Health
+from ibdata.models import (
+    Bar,
+    Bars,
+    BarSize,
+    ContractDetails,
+    DownloadPlan,
+    Health,
+    WhatToShow,
+)
 from ibdata.registry import ProductRegistry
 from ibdata.store import is_url
 
@@ -117,7 +136,7 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 _EPILOG = """\
-connection (bars, contract, health):
+connection (bars, stream, contract, health):
   --host      $IB_HOST, else 127.0.0.1
   --port      $IB_PORT, else 7497 (TWS paper; live 7496, IB Gateway 4002 / 4001)
   --client-id $IB_CLIENT_ID, else a random id
@@ -186,6 +205,21 @@ def _request_limit(value: int) -> int:
     if value < 0:
         raise ValueError(f"must be 0 (no limit) or more, got {value}")
     return value
+
+
+def _live_bar_size(value: object) -> BarSize:
+    size = v.bar_size(value)
+    if size.seconds < 5:
+        raise ValueError(f"live bars are 5 secs or longer (IB's rule); got {size.value!r}")
+    return size
+
+
+def _live_what_to_show(value: object) -> WhatToShow:
+    show = v.what_to_show(value)
+    if show not in LIVE_WHAT_TO_SHOW:
+        names = ", ".join(w.value for w in LIVE_WHAT_TO_SHOW)
+        raise ValueError(f"live bars are one of {names} (IB's rule); got {show.value!r}")
+    return show
 
 
 def _when(text: str) -> dt.datetime:
@@ -396,6 +430,67 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "IB's pacing rules allow) and request no bars",
     )
     bars.set_defaults(run=_run_bars, usage_error=bars.error)
+
+    stream = sub.add_parser(
+        "stream",
+        parents=[options, connection, instrument],
+        help="live bars, printed as each one ends, until Ctrl-C",
+        description=(
+            "Live bars (IB's keepUpToDate): each bar is printed when it ends, until Ctrl-C; "
+            "with --start or --lookback the history from there first, with no gap and no "
+            "duplicate between the two, and none across lost sessions and resubscriptions. "
+            "Times are as for 'ibdata bars'. -v prints what happens to the stream on "
+            "stderr, one line '# kind: detail' each."
+        ),
+    )
+    stream.add_argument(
+        "symbol", help="a stock symbol (AAPL) or a product code (EURBBL, EURBBLM25)"
+    )
+    stream.add_argument(
+        "--bar-size",
+        type=_checked(_live_bar_size),
+        required=True,
+        metavar="SIZE",
+        help="'5 secs' .. '30 mins', '1 hour' .. '8 hours', '1 day', '1 week', '1 month'",
+    )
+    stream.add_argument(
+        "--what-to-show",
+        type=_checked(_live_what_to_show),
+        default="TRADES",
+        metavar="WHAT",
+        help="TRADES, MIDPOINT, BID or ASK (TRADES)",
+    )
+    stream.add_argument("--rth", action="store_true", help="only regular trading hours")
+    since = stream.add_mutually_exclusive_group()
+    since.add_argument(
+        "--start",
+        type=_when,
+        default=None,
+        metavar="TIME",
+        help="first print the bars from TIME (ISO 8601), then the live ones (default: only "
+        "bars that end from now on)",
+    )
+    since.add_argument(
+        "--lookback",
+        type=_checked(lambda x: v.seconds(x, "--lookback"), _number),
+        default=None,
+        metavar="SECONDS",
+        help="instead of --start: first print the bars of the last SECONDS",
+    )
+    stream.add_argument(
+        "--partial",
+        action="store_true",
+        help="also print the bar still forming after every update, with a 'final' column",
+    )
+    stream.add_argument(
+        "--stall-after",
+        type=_checked(lambda x: v.seconds(x, "--stall-after"), _number),
+        default=None,
+        metavar="SECONDS",
+        help="subscribe again after SECONDS without an update (the bar size, at most 60, plus 30)",
+    )
+    _format_argument(stream, "table", "csv", "jsonl")
+    stream.set_defaults(run=_run_stream)
 
     contract = sub.add_parser(
         "contract",
@@ -812,6 +907,98 @@ def _run_bars(args: argparse.Namespace) -> int:
         return 0
     _emit(_render_bars(bars, args.format), args.output)
     return 0
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    if not getattr(args, "verbose", False):  # its events are shown with -v only
+        logging.getLogger("ibdata.stream").setLevel(logging.ERROR)
+    on_event = _print_event if getattr(args, "verbose", False) else None
+    write = _bar_writer(args.format, args.bar_size, partial=args.partial)
+    with _client(args) as ib:
+        stream = ib.stream_bars(
+            args.symbol,
+            bar_size=args.bar_size,
+            what_to_show=args.what_to_show,
+            use_rth=args.rth,
+            start=args.start,
+            lookback=args.lookback,
+            include_partial=args.partial,
+            stall_after=args.stall_after,
+            on_event=on_event,
+            sec_type=args.sec_type,
+            exchange=args.exchange,
+            currency=args.currency,
+        )
+        with stream:
+            write(None)  # the header, before the first bar
+            for bar in stream:
+                write(bar)
+    return 0
+
+
+def _print_event(event: StreamEvent) -> None:
+    print(f"# {event.kind}: {' '.join(event.detail.split())}", file=sys.stderr, flush=True)
+
+
+def _bar_writer(form: str, size: BarSize, *, partial: bool) -> Callable[[Bar | None], None]:
+    """A function printing one bar per line as ``form`` (the header for None), flushed."""
+    columns = (*BAR_COLUMNS, "final") if partial else BAR_COLUMNS
+    out = sys.stdout
+
+    def row(bar: Bar) -> dict[str, Any]:
+        values: dict[str, Any] = {c: getattr(bar, c) for c in BAR_COLUMNS}
+        values["time"] = _iso(bar.time)
+        values["volume"] = _whole(bar.volume)
+        if partial:
+            values["final"] = not isinstance(bar, PartialBar)
+        return values
+
+    if form == "jsonl":
+
+        def jsonl(bar: Bar | None) -> None:
+            if bar is not None:
+                out.write(json.dumps(row(bar)) + "\n")
+                out.flush()
+
+        return jsonl
+    if form == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+
+        def csv_row(bar: Bar | None) -> None:
+            if bar is None:
+                writer.writerow(columns)
+            else:
+                values = row(bar)
+                writer.writerow([_cell(values[c]) for c in columns])
+            out.flush()
+
+        return csv_row
+    # table: fixed widths, since the rows to come are unknown
+    widths = [20 if size.intraday else 10, *(max(len(c), 10) for c in columns[1:])]
+
+    def table(bar: Bar | None) -> None:
+        if bar is None:
+            cells = list(columns)
+        else:
+            values = row(bar)
+            cells = [values["time"], *(_cell(values[c]) for c in columns[1:])]
+        line = "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+        )
+        out.write(line.rstrip() + "\n")
+        out.flush()
+
+    return table
+
+
+def _cell(value: object) -> str:
+    """A value in CSV or a table: numbers as :func:`number_text`, ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or isinstance(value, (int, float)):
+        return number_text(value)
+    return str(value)
 
 
 def _parquet_writer() -> Callable[[Any, str], None]:
