@@ -349,7 +349,8 @@ def test_disconnecting_cancels_the_subscription(
     """When the HTTP client goes away, the stream is closed and its subscription cancelled
     at the simulator."""
     with api.stream("GET", stream_path(), params={"barSize": "1 min"}) as r:
-        next(events(r))
+        received = events(r)  # kept: dropping it would close the response early
+        next(received)
         assert sim.live_subscriptions == 1
         assert len(app.live_streams) == 1  # type: ignore[attr-defined]
     until(lambda: sim.live_subscriptions == 0)

@@ -168,7 +168,16 @@ def run(args: argparse.Namespace) -> int:
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
-    server = uvicorn.Server(config)
+    close_streams = app.close_streams  # type: ignore[attr-defined]  # create_app's app
+
+    class _Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Event streams never end by themselves: end them first, so the graceful
+            # shutdown waits only for ordinary requests.
+            close_streams()
+            await super().shutdown(sockets)
+
+    server = _Server(config)
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         server.should_exit = True

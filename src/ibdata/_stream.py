@@ -219,16 +219,29 @@ class BarStream:
     a context manager, or call :meth:`close`: either cancels the subscription at IB.
 
     When the stream cannot continue (the permission was withdrawn, the contract is gone),
-    iteration raises the error after the bars that came before it, and :attr:`error` holds
+    iteration raises the error after the bars that came before it, and ``error`` holds
     it. Closing ends iteration normally.
 
     Attributes:
-        events: what happened to the stream (:class:`StreamEvent`, the last
-            :data:`MAX_EVENTS`), oldest first.
+        events: what happened to the stream (:class:`StreamEvent`, the last 1,000),
+            oldest first.
         bars_yielded: final bars delivered so far.
+        error: the exception that ended the stream, or None.
+        subscribed: a :class:`threading.Event` set once the first subscription was
+            answered or failed.
     """
 
-    def __init__(
+    def __init__(self) -> None:
+        raise TypeError("a BarStream is made by Client.stream_bars(...)")
+
+    @classmethod
+    def _create(cls, feed: Feed, job: Job, **options: Any) -> BarStream:
+        """A stream, not started (see :meth:`start`)."""
+        stream = cls.__new__(cls)
+        stream._setup(feed, job, **options)
+        return stream
+
+    def _setup(
         self,
         feed: Feed,
         job: Job,
@@ -270,7 +283,6 @@ class BarStream:
         self._last_message = time.monotonic()
         self._quiet = 0  # stalls in a row that brought no new bar
         self._first_error: BaseException | None = None
-        #: Set once the first subscription was answered, or failed.
         self.subscribed = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"ibdata-stream-{name}", daemon=True)
 
@@ -726,7 +738,7 @@ class Streams:
                 raise NotConnectedError("the client is closed")
             self._count += 1
             name = f"{job.spec.symbol}-{self._count}"
-            stream = BarStream(self, job, name=name, **options)
+            stream = BarStream._create(self, job, name=name, **options)
             self._live.add(stream)
         return stream.start()
 
