@@ -25,3 +25,16 @@ def loaded_benchmark(name: str) -> Iterator[ModuleType]:
         yield module
     finally:
         del sys.modules[spec.name]
+
+
+def markdown_table(text: str, header: str) -> list[list[str]]:
+    """The cells of the rows of the markdown table in ``text`` whose header line starts
+    with ``header``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("| "):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ibdata import Client, PacingRules
-from ibdata.sim import FixedClock, Simulator
+from ibdata.sim import FixedClock, ScaledClock, Simulator
 
 UTC = dt.timezone.utc
 
@@ -135,6 +135,21 @@ def sim_factory() -> Iterator[Callable[..., Simulator]]:
 def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
     """A running simulator on a free port with the clock fixed at :data:`CLOCK_AT`."""
     return sim_factory()
+
+
+def tuesday_afternoon() -> dt.datetime:
+    """15:00 UTC on a Tuesday about two weeks ago: US stocks are trading."""
+    day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=14)
+    day -= dt.timedelta(days=(day.weekday() - 1) % 7)
+    return dt.datetime(day.year, day.month, day.day, 15, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def fast_sim(sim_factory: Callable[..., Simulator]) -> Simulator:
+    """A simulator from :func:`tuesday_afternoon` on a clock 60 times faster than real time
+    (a 1-minute bar ends about every second), updating live bars every 50 ms, no pacing."""
+    clock = ScaledClock(tuesday_afternoon(), speed=60)
+    return sim_factory(clock=clock, update_interval=0.05, pacing=None)
 
 
 #: How much faster than real time :func:`paced_sim` enforces IB's pacing rules.

@@ -9,22 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmark_scripts import loaded_benchmark
+from tests.benchmark_scripts import loaded_benchmark, markdown_table
 from tests.pg_fixtures import PostgresServer
 
 STORES = ["SQLite file", "PostgreSQL"]
-
-
-def _table(text: str, header: str) -> list[list[str]]:
-    """The cells of the rows of the markdown table whose header starts with ``header``."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header))
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("| "):
-            break
-        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    return rows
 
 
 def test_sharing_quick_run_writes_every_row(
@@ -41,7 +29,7 @@ def test_sharing_quick_run_writes_every_row(
     assert text in capsys.readouterr().out
     assert "- cpus: " in text
 
-    rates = _table(text, "| store | processes |")
+    rates = markdown_table(text, "| store | processes |")
     assert [(row[0], row[1]) for row in rates] == [(s, p) for s in STORES for p in "124"]
     for row in rates:
         assert len(row) == 12, row
@@ -49,7 +37,7 @@ def test_sharing_quick_run_writes_every_row(
         assert row[-1] == "0", row  # pacing violations
         assert re.fullmatch(r"\d+\.\d%", row[6]), row
 
-    year = _table(text, "| operation | store |")
+    year = markdown_table(text, "| operation | store |")
     kinds = [
         "`store.load` over the range",
         "`Client.get_historical_bars` from the store",
@@ -62,7 +50,7 @@ def test_sharing_quick_run_writes_every_row(
     assert "sent 0 historical requests to the simulator while reading" in text
     assert "Pacing violations during part 2: 0." in text
 
-    ledger = _table(text, "| pacer | request |")
+    ledger = markdown_table(text, "| pacer | request |")
     pacers = ["in-memory Pacer (no store)", *(f"SharedPacer, {s}" for s in STORES)]
     requests = ["1 min bars (no rule counts it)", "1 secs bars (counted)"]
     assert [(row[0], row[1]) for row in ledger] == [(p, r) for p in pacers for r in requests]

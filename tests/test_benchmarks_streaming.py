@@ -10,24 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmark_scripts import loaded_benchmark
+from tests.benchmark_scripts import loaded_benchmark, markdown_table
 
 READERS = [
     "ibdata, iterated (a thread per stream)",
     "framing only (reference)",
 ]
-
-
-def _table(text: str, header: str) -> list[list[str]]:
-    """The cells of the rows of the markdown table whose header starts with ``header``."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header))
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("| "):
-            break
-        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    return rows
 
 
 def test_streaming_quick_run_writes_every_row(
@@ -46,25 +34,25 @@ def test_streaming_quick_run_writes_every_row(
     cases = [("1 min", "60x", "1"), ("5 secs", "12x", "1"), ("1 min", "60x", "50")]
     expected = [(*c, r) for c in cases for r in READERS]
     expected.insert(5, ("1 min", "60x", "50", "ibdata, `on_bar`"))
-    latency = _table(text, "| bar size | clock speed | streams | reader | bars |")
+    latency = markdown_table(text, "| bar size | clock speed | streams | reader | bars |")
     assert [tuple(row[:4]) for row in latency] == expected
     for row in latency:
         assert int(row[4].replace(",", "")) > 0, row  # some bars in the window
         assert re.fullmatch(r"-?[\d.]+ ms", row[5]), row
         assert row[-1] == ("—" if row[3].startswith("framing") else "yes"), row
 
-    cpu = _table(text, "| bar size | clock speed | streams | reader | window |")
+    cpu = markdown_table(text, "| bar size | clock speed | streams | reader | window |")
     assert [tuple(row[:4]) for row in cpu] == expected
     for row in cpu:
         assert re.fullmatch(r"\d+ µs", row[8]), row
 
-    faults = _table(text, "| library | final bars expected |")
+    faults = markdown_table(text, "| library | final bars expected |")
     assert [row[0] for row in faults] == ["ibdata", "ib_async 2.1.0"]
     ours = faults[0]
     assert int(ours[1]) >= 20
     assert ours[1:] == [ours[1], ours[1], "0", "0", "0"]  # received all, lost/dup/wrong none
 
-    script = _table(text, "| fault | simulator time |")
+    script = markdown_table(text, "| fault | simulator time |")
     assert [row[0] for row in script] == [
         "before the first fault",
         "1100, then 1102 (data maintained)",

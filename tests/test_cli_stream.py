@@ -19,7 +19,7 @@ from typing import IO
 
 import pytest
 
-from ibdata.sim import ScaledClock, Simulator
+from ibdata.sim import Simulator
 from tests.conftest import run_ibdata
 
 UTC = dt.timezone.utc
@@ -27,18 +27,10 @@ MINUTE = dt.timedelta(minutes=1)
 HEADER = ["time", "open", "high", "low", "close", "volume", "wap", "count"]
 
 
-def _tuesday_afternoon() -> dt.datetime:
-    """15:00 UTC on a Tuesday about two weeks ago: US stocks are trading."""
-    day = dt.datetime.now(UTC).date() - dt.timedelta(days=14)
-    day -= dt.timedelta(days=(day.weekday() - 1) % 7)
-    return dt.datetime(day.year, day.month, day.day, 15, 0, tzinfo=UTC)
-
-
 @pytest.fixture
-def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
-    """A simulator 60 times faster than real time, updating live bars every 50 ms."""
-    clock = ScaledClock(_tuesday_afternoon(), speed=60)
-    return sim_factory(clock=clock, update_interval=0.05, pacing=None)
+def sim(fast_sim: Simulator) -> Simulator:
+    """The simulator of these tests (conftest's ``fast_sim``)."""
+    return fast_sim
 
 
 class Streaming:

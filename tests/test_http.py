@@ -11,10 +11,10 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,13 @@ import httpx
 import pytest
 import schemathesis
 import schemathesis.checks
-import uvicorn
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 
 from ibdata import Client, PacingRules
 from ibdata.http import create_app
 from ibdata.sim import Simulator
+from tests.http_serving import serving
 
 HEALTH_KEYS = {"status", "connected", "ready", "host", "port", "client_id", "timestamp"}
 ERROR_KEYS = {"error", "code", "timestamp"}
@@ -59,33 +59,18 @@ class Servers:
     """uvicorn servers on free ports, each in a thread, with an httpx client for each."""
 
     def __init__(self) -> None:
-        self.running: dict[httpx.Client, tuple[uvicorn.Server, threading.Thread]] = {}
+        self.running: dict[httpx.Client, ExitStack] = {}
 
     def start(self, app: FastAPI) -> httpx.Client:
         """Serve ``app`` and return an HTTP client for it."""
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", log_config=None, ws="none"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive(), "uvicorn did not start"
-            assert time.monotonic() < deadline, "uvicorn start-up timed out"
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        self.running[http] = (server, thread)
+        stack = ExitStack()
+        http, _ = stack.enter_context(serving(app, timeout=30))
+        self.running[http] = stack
         return http
 
     def stop(self, http: httpx.Client) -> None:
         """Shut the server behind ``http`` down gracefully and wait for it."""
-        server, thread = self.running.pop(http)
-        http.close()
-        server.should_exit = True
-        thread.join(15)
-        assert not thread.is_alive()
+        self.running.pop(http).close()
 
 
 @pytest.fixture

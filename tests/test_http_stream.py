@@ -7,20 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from ibdata import Client
 from ibdata.http import create_app
-from ibdata.sim import FixedClock, ScaledClock, Simulator
+from ibdata.sim import FixedClock, Simulator
+from tests.conftest import tuesday_afternoon
+from tests.http_serving import serving
 
 UTC = dt.timezone.utc
 MINUTE = dt.timedelta(minutes=1)
@@ -29,21 +27,13 @@ ERROR_KEYS = {"error", "code", "timestamp"}
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
-def _tuesday_afternoon() -> dt.datetime:
-    """15:00 UTC on a Tuesday about two weeks ago: US stocks are trading."""
-    day = dt.datetime.now(UTC).date() - dt.timedelta(days=14)
-    day -= dt.timedelta(days=(day.weekday() - 1) % 7)
-    return dt.datetime(day.year, day.month, day.day, 15, 0, tzinfo=UTC)
-
-
 # ---------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture
-def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
-    """A simulator 60 times faster than real time, updating live bars every 50 ms."""
-    clock = ScaledClock(_tuesday_afternoon(), speed=60)
-    return sim_factory(clock=clock, update_interval=0.05, pacing=None)
+def sim(fast_sim: Simulator) -> Simulator:
+    """The simulator of these tests (conftest's ``fast_sim``)."""
+    return fast_sim
 
 
 @pytest.fixture
@@ -51,30 +41,6 @@ def client(sim: Simulator) -> Iterator[Client]:
     """A connected client of ``sim``, closed after the test."""
     with Client(sim.host, sim.port, timeout=10, connect_timeout=5, pacing=None) as c:
         yield c
-
-
-@contextmanager
-def serving(app: FastAPI, **options: Any) -> Iterator[tuple[httpx.Client, uvicorn.Server]]:
-    """Serve ``app`` with uvicorn on a free port; an HTTP client for it and the server."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", log_config=None, ws="none", **options
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive(), "uvicorn did not start"
-        assert time.monotonic() < deadline, "uvicorn start-up timed out"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
-            yield http, server
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        assert not thread.is_alive(), "uvicorn did not stop"
 
 
 @pytest.fixture
@@ -235,7 +201,7 @@ def test_keep_alive_comment_after_silence(
     interval is shortened for the test; the clock stands still, so no bar ends)."""
     monkeypatch.setattr("ibdata.http.KEEP_ALIVE", 0.3)
     monkeypatch.delenv("IBDATA_API_TOKEN", raising=False)
-    still = sim_factory(clock=FixedClock(_tuesday_afternoon()), pacing=None)
+    still = sim_factory(clock=FixedClock(tuesday_afternoon()), pacing=None)
     with (
         Client(still.host, still.port, timeout=10, pacing=None) as ib,
         serving(create_app(ib)) as (http, _),

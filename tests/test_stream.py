@@ -32,25 +32,15 @@ GUARD = 60.0
 
 
 @pytest.fixture
-def live_sim() -> Iterator[Callable[..., Simulator]]:
+def live_sim(sim_factory: Callable[..., Simulator]) -> Callable[..., Simulator]:
     """Simulators on a clock running ``SPEED`` times faster, from ``OPEN``; stopped after."""
-    made: list[Simulator] = []
 
-    def make(**options: object) -> Simulator:
-        start = options.pop("at", OPEN)
-        speed = options.pop("speed", SPEED)
-        assert isinstance(start, dt.datetime)
-        assert isinstance(speed, float)
+    def make(*, at: dt.datetime = OPEN, speed: float = SPEED, **options: object) -> Simulator:
         options.setdefault("update_interval", 0.05)
         options.setdefault("pacing", None)
-        sim = Simulator(clock=ScaledClock(start, speed), **options)  # type: ignore[arg-type]
-        sim.start()
-        made.append(sim)
-        return sim
+        return sim_factory(clock=ScaledClock(at, speed), **options)
 
-    yield make
-    for sim in made:
-        sim.stop()
+    return make
 
 
 @pytest.fixture
