@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import ibdata
-from tests.benchmark_scripts import loaded_benchmark
+from tests.benchmark_scripts import loaded_benchmark, markdown_table
 
 
 def test_sim_throughput_quick_run_writes_the_table(
@@ -46,18 +46,6 @@ def test_sim_throughput_quick_run_writes_the_table(
     assert text.count("- Simulator ") == 4
 
 
-def _table(text: str) -> list[list[str]]:
-    """The cells of the rows of the markdown table in ``text``."""
-    lines = text.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("| comparison |"))
-    rows = []
-    for line in lines[header + 2 :]:
-        if not line.startswith("| "):
-            break
-        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    return rows
-
-
 def test_run_quick_writes_every_comparison_and_the_chart(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -68,7 +56,7 @@ def test_run_quick_writes_every_comparison_and_the_chart(
 
     text = (tmp_path / "benchmarks-latest.md").read_text(encoding="utf-8")
     assert text in capsys.readouterr().out
-    rows = _table(text)
+    rows = markdown_table(text, "| comparison |")
     assert all(len(row) == 6 for row in rows)
     found = {(row[0].split(" (")[0], row[1]) for row in rows}
     clients = ["ibdata", "raw ibapi 9.81.1", "ib_async 2.1.0"]
